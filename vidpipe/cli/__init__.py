@@ -1,0 +1,1 @@
+"""Command-line wiring. The only place that configures logging and maps errors to exit codes."""

@@ -1,0 +1,1 @@
+"""Safe decoding of untrusted media, meant to run inside sandboxed worker processes."""

@@ -1,0 +1,173 @@
+"""Safe image decoding: a format allowlist, a pixel budget checked before decoding, strict
+truncation handling, and a reduced decode for hashing.
+
+Orientation policy for hashing: perceptual hashes are computed on the pixels *as stored*,
+ignoring the EXIF Orientation tag, as Meta's PDQ reference implementations do (the C++
+reference deliberately ignores EXIF rotation); this keeps our hashes comparable with hash
+lists made by those tools. The orientation is recorded, and near-duplicate search compares the
+query's dihedral PDQ variants, so a rotated copy still matches. Faces and scenes are extracted
+from the upright (EXIF-transposed) image.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass, field
+
+from PIL import Image, ImageFile
+
+try:  # HEIC/HEIF through pillow-heif; optional at import, required by the allowlist when present.
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
+    HEIF_AVAILABLE = True
+except ImportError:  # pragma: no cover - pillow-heif is a pinned dependency
+    HEIF_AVAILABLE = False
+
+# Sniffed label -> Pillow format names accepted for it. Anything else is never handed to a decoder.
+ALLOWED_FORMATS: dict[str, tuple[str, ...]] = {
+    "JPEG": ("JPEG", "MPO"),
+    "PNG": ("PNG",),
+    "GIF": ("GIF",),
+    "WEBP": ("WEBP",),
+    "TIFF": ("TIFF",),
+    "BMP": ("BMP",),
+    "HEIC": ("HEIF",),
+    "HEIF": ("HEIF",),
+    "AVIF": ("AVIF", "HEIF"),
+}
+
+DEFAULT_MAX_PIXELS = 200_000_000  # 200 MP: real panoramas and scans pass, header-only bombs do not
+HASH_MIN_SIDE = 512  # JPEG DCT-domain reduction keeps at least this many pixels per side for hashing
+HASH_MAX_SIDE = 2048  # larger non-JPEG images are box-reduced by an integer factor before hashing
+
+
+class DecodeFailure(Exception):
+    """Decoding failed; ``reason`` is the record's reason code."""
+
+    def __init__(self, reason: str, message: str = "") -> None:
+        super().__init__(message or reason)
+        self.reason = reason
+
+
+@dataclass
+class DecodedImage:
+    """An RGB image ready for hashing plus what decoding learned."""
+
+    rgb: Image.Image
+    width: int            # stored (full-resolution) size
+    height: int
+    pil_format: str
+    mode: str
+    frames: int
+    orientation: int | None
+    truncated: bool
+    scale: float          # rgb.width / width
+    warnings: list[str] = field(default_factory=list)
+
+    def upright(self) -> Image.Image:
+        """The hashing image with EXIF orientation applied (for faces and scenes)."""
+        if self.orientation and self.orientation != 1:
+            return _apply_orientation(self.rgb, self.orientation)
+        return self.rgb
+
+
+def _apply_orientation(img: Image.Image, orientation: int) -> Image.Image:
+    ops = {2: [Image.Transpose.FLIP_LEFT_RIGHT], 3: [Image.Transpose.ROTATE_180],
+           4: [Image.Transpose.FLIP_TOP_BOTTOM], 5: [Image.Transpose.TRANSPOSE],
+           6: [Image.Transpose.ROTATE_270], 7: [Image.Transpose.TRANSVERSE], 8: [Image.Transpose.ROTATE_90]}
+    for op in ops.get(orientation, []):
+        img = img.transpose(op)
+    return img
+
+
+def decode_image(data: bytes, label: str, *, max_pixels: int = DEFAULT_MAX_PIXELS,
+                 reduce_for_hashing: bool = True) -> DecodedImage:
+    """Decode untrusted bytes of a sniffed ``label`` under the allowlist and pixel budget."""
+    formats = ALLOWED_FORMATS.get(label)
+    if formats is None:
+        raise DecodeFailure("format_not_allowed", f"{label} is not on the decode allowlist")
+    with warnings.catch_warnings():
+        # A decompression-bomb warning is an error here, never a log line.
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        Image.MAX_IMAGE_PIXELS = max_pixels
+        try:
+            img = Image.open(io.BytesIO(data), formats=list(formats))
+        except Image.DecompressionBombError as exc:
+            raise DecodeFailure("bomb_limit", str(exc)) from exc
+        except Image.DecompressionBombWarning as exc:
+            raise DecodeFailure("bomb_limit", str(exc)) from exc
+        except MemoryError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any parser error is a decode error of this file
+            raise DecodeFailure("decode_error", f"{type(exc).__name__}: {exc}") from exc
+        width, height = img.size
+        if width <= 0 or height <= 0:
+            raise DecodeFailure("decode_error", f"invalid size {img.size}")
+        if width * height > max_pixels:
+            raise DecodeFailure("bomb_limit", f"{width}x{height} exceeds the {max_pixels} pixel budget")
+        frames = int(getattr(img, "n_frames", 1) or 1)
+        orientation = _orientation(img)
+        if reduce_for_hashing and img.format in ("JPEG", "MPO"):
+            img.draft("RGB", (HASH_MIN_SIDE, HASH_MIN_SIDE))
+        truncated = False
+        try:
+            img.load()
+        except (OSError, SyntaxError, ValueError) as exc:
+            if not _is_truncation(exc):
+                raise DecodeFailure("decode_error", f"{type(exc).__name__}: {exc}") from exc
+            truncated = True
+            img = _load_truncated(data, formats, reduce_for_hashing)
+        except MemoryError:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            raise DecodeFailure("decode_error", f"{type(exc).__name__}: {exc}") from exc
+        mode = img.mode
+        try:
+            rgb = _to_rgb(img)
+        except Exception as exc:  # noqa: BLE001
+            raise DecodeFailure("decode_error", f"conversion from {mode}: {exc}") from exc
+        if reduce_for_hashing and max(rgb.size) > HASH_MAX_SIDE:
+            factor = max(rgb.size) // (HASH_MAX_SIDE // 2)
+            rgb = rgb.reduce(factor)
+    return DecodedImage(rgb=rgb, width=width, height=height, pil_format=img.format or label, mode=mode,
+                        frames=frames, orientation=orientation, truncated=truncated,
+                        scale=rgb.width / width)
+
+
+def _orientation(img: Image.Image) -> int | None:
+    try:
+        value = img.getexif().get(0x0112)
+    except Exception:  # noqa: BLE001 - a broken EXIF block costs the orientation only
+        return None
+    return int(value) if isinstance(value, int) and 1 <= value <= 8 else None
+
+
+def _is_truncation(exc: Exception) -> bool:
+    text = str(exc).lower()
+    return any(s in text for s in ("truncated", "premature end", "unexpected end", "broken data stream",
+                                   "buffer is not large enough", "not enough data"))
+
+
+def _load_truncated(data: bytes, formats: tuple[str, ...], reduce_for_hashing: bool) -> Image.Image:
+    """Decode what survives of a truncated file (missing rows come out grey or black)."""
+    previous = ImageFile.LOAD_TRUNCATED_IMAGES
+    ImageFile.LOAD_TRUNCATED_IMAGES = True
+    try:
+        img = Image.open(io.BytesIO(data), formats=list(formats))
+        if reduce_for_hashing and img.format in ("JPEG", "MPO"):
+            img.draft("RGB", (HASH_MIN_SIDE, HASH_MIN_SIDE))
+        img.load()
+        return img
+    except MemoryError:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        raise DecodeFailure("decode_error", f"truncated and undecodable: {exc}") from exc
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = previous
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    # Match python-threatexchange's `Image.open(f).convert("RGB")` so PDQ agrees bit for bit.
+    return img if img.mode == "RGB" else img.convert("RGB")

@@ -1,0 +1,1 @@
+"""Per-file feature extraction (EXIF, hashes, faces, scenes) run inside worker processes."""

@@ -1,0 +1,111 @@
+"""Perceptual hashers behind one plug-in contract (cf. thorn-oss/perception's Hasher and
+python-threatexchange's SignalType): a name, a bit length, a distance, one ``compute``.
+
+Every registered hasher passes the shared suite in tests/test_hashers.py.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+from PIL import Image
+
+# Meta's PDQ defaults (ThreatExchange pdq/README.md, hasher-matcher-actioner):
+PDQ_MATCH_DISTANCE = 31   # a match is Hamming distance <= 31 of 256 bits
+PDQ_MIN_QUALITY = 50      # hashes of quality < 50 are too featureless to match on
+
+
+@dataclass(frozen=True)
+class HashValue:
+    """A hash as hex plus an optional quality score (PDQ: 0-100)."""
+
+    signal: str
+    hex: str
+    quality: int | None = None
+
+    @property
+    def low_quality(self) -> bool:
+        return self.signal == "pdq" and self.quality is not None and self.quality < PDQ_MIN_QUALITY
+
+
+class Hasher(ABC):
+    """A perceptual hash over an RGB image. Distance is Hamming over ``bits`` bits."""
+
+    name: ClassVar[str]
+    bits: ClassVar[int]
+    version: ClassVar[str]
+
+    @abstractmethod
+    def compute(self, rgb: Image.Image) -> HashValue:
+        """Hash an RGB PIL image."""
+
+    @staticmethod
+    def distance(a_hex: str, b_hex: str) -> int:
+        """Hamming distance between two hex hashes of equal length."""
+        return (int(a_hex, 16) ^ int(b_hex, 16)).bit_count()
+
+
+class PHasher(Hasher):
+    """imagehash.phash, 64 bits (DCT of a 32x32 greyscale)."""
+
+    name, bits, version = "phash", 64, "imagehash-phash-8"
+
+    def compute(self, rgb: Image.Image) -> HashValue:
+        import imagehash
+
+        return HashValue(self.name, str(imagehash.phash(rgb, hash_size=8)))
+
+
+class DHasher(Hasher):
+    """imagehash.dhash, 64 bits (horizontal gradient of a 9x8 greyscale)."""
+
+    name, bits, version = "dhash", 64, "imagehash-dhash-8"
+
+    def compute(self, rgb: Image.Image) -> HashValue:
+        import imagehash
+
+        return HashValue(self.name, str(imagehash.dhash(rgb, hash_size=8)))
+
+
+class PDQHasher(Hasher):
+    """Meta's PDQ, 256 bits with a quality score, via the pdqhash C++ binding."""
+
+    name, bits, version = "pdq", 256, "pdqhash-0.2"
+
+    def compute(self, rgb: Image.Image) -> HashValue:
+        vector, quality = _pdq(np.asarray(rgb, dtype=np.uint8))
+        return HashValue(self.name, bits_to_hex(vector), int(quality))
+
+    @staticmethod
+    def dihedral(rgb: Image.Image) -> list[HashValue]:
+        """The 8 rotation/flip variants' hashes (PDQ's dihedral hashing), for matching rotated copies."""
+        import pdqhash
+
+        vectors, quality = pdqhash.compute_dihedral(np.ascontiguousarray(np.asarray(rgb, dtype=np.uint8)))
+        return [HashValue("pdq", bits_to_hex(v), int(quality)) for v in vectors]
+
+
+def _pdq(arr: np.ndarray) -> tuple[np.ndarray, int]:
+    import pdqhash
+
+    return pdqhash.compute(np.ascontiguousarray(arr))
+
+
+def bits_to_hex(vector: np.ndarray) -> str:
+    """Bit vector (element 0 = most significant bit) to lower-case hex."""
+    packed = np.packbits(np.asarray(vector, dtype=np.uint8).astype(bool))
+    return packed.tobytes().hex()
+
+
+HASHERS: dict[str, type[Hasher]] = {cls.name: cls for cls in (PHasher, DHasher, PDQHasher)}
+
+
+def get_hasher(name: str) -> Hasher:
+    """Instantiate a registered hasher by name."""
+    try:
+        return HASHERS[name]()
+    except KeyError:
+        raise KeyError(f"unknown hasher {name!r}; known: {sorted(HASHERS)}") from None

@@ -1,0 +1,1 @@
+"""The ingest runner: discovery, sandboxed workers, and the single database writer."""

@@ -1,0 +1,226 @@
+"""The ingest runner: discover, hash, extract, write — resumable and idempotent.
+
+Work is keyed by content (SHA-256) and stage. Discovery records every path first; workers then
+hash each pending path and derive features once per new content; the single writer commits
+every ``batch_size`` results. A killed run leaves committed batches; the same command resumes
+from them and ends with exactly the case an uninterrupted run gives.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vidpipe import filetype
+from vidpipe.errors import Interrupted
+from vidpipe.pipeline.sandbox import SandboxLimits, SandboxPool, TaskFailure
+from vidpipe.pipeline.summary import ingest_summary
+from vidpipe.pipeline.tasks import ContentResult, ContentTask, HashResult, HashTask, run_content, run_hash
+from vidpipe.provenance import config_hash, run_environment
+from vidpipe.sources import ItemRef, source_for
+from vidpipe.sources.limits import ArchiveLimits
+from vidpipe.store.casedb import WriteLock, open_case
+from vidpipe.store.writer import CaseWriter
+
+WORKER_FUNCTIONS = {"hash": run_hash, "content": run_content}
+
+
+@dataclass
+class IngestConfig:
+    """What an ingest run does; hashed into the run's provenance."""
+
+    sources: list[str]
+    workers: int = 2
+    faces: bool = True
+    scenes: bool = True
+    engine: str = "local"
+    max_pixels: int = 200_000_000
+    task_timeout_s: float = 60.0
+    worker_memory_mb: int = 2048
+    batch_size: int = 64
+    commit_interval_s: float = 2.0
+    archive_limits: ArchiveLimits = field(default_factory=ArchiveLimits)
+
+    def provenance(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.pop("workers")  # parallelism does not change results
+        return data
+
+
+class _StopFlag:
+    def __init__(self) -> None:
+        self.signum: int | None = None
+
+    def __call__(self, signum: int, frame: object) -> None:
+        self.signum = signum
+
+
+def _hash_timeout(size: int | None, base: float) -> float:
+    # Reading and hashing runs at well over 50 MB/s; big videos get time in proportion.
+    return base + (size or 0) / 50e6
+
+
+def run_ingest(case_dir: Path, config: IngestConfig, progress: bool = True) -> dict[str, Any]:
+    """Ingest ``config.sources`` into the case; return the contract's summary object."""
+    started = time.monotonic()
+    paths, conn = open_case(case_dir, create=True)
+    stop = _StopFlag()
+    with WriteLock(paths):
+        writer = CaseWriter(conn)
+        writer.abort_stale_runs()
+        writer.begin_run("ingest", run_environment(), config.provenance(), config_hash(config.provenance()))
+        old_handlers = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            source_ids = [_discover(writer, root) for root in config.sources]
+            writer.commit()
+            interrupted = _process(writer, config, stop, progress)
+            summary = ingest_summary(conn, source_ids, writer.run_id, time.monotonic() - started)
+            if interrupted:
+                summary["status"] = "interrupted"
+                writer.end_run("interrupted", summary)
+                raise Interrupted(f"interrupted by signal {stop.signum}; the case is consistent; "
+                                  "run the same command again to resume")
+            writer.end_run(summary["status"], summary)
+            return summary
+        except Interrupted:
+            raise
+        except BaseException:
+            writer.rollback()
+            writer.end_run("failed", None)
+            raise
+        finally:
+            for s, h in old_handlers.items():
+                signal.signal(s, h)
+            conn.close()
+
+
+def _discover(writer: CaseWriter, root: str) -> int:
+    source = source_for(root)
+    source_id = writer.register_source(source.root_bytes)
+    for n, entry in enumerate(source.discover(), 1):
+        writer.upsert_item(entry, source_id)
+        if n % 2000 == 0:
+            writer.commit()
+    writer.commit()
+    return source_id
+
+
+class _Scheduler:
+    """Turns case state into tasks and results into new tasks."""
+
+    def __init__(self, writer: CaseWriter, config: IngestConfig, pool: SandboxPool) -> None:
+        self.writer, self.config, self.pool = writer, config, pool
+        self.conn = writer.conn
+        self.in_flight_content: set[str] = set()
+        self.deferred_archives: set[str] = set()
+        self.hash_in_flight = 0
+        self.submitted = 0
+
+    def schedule_pending_items(self) -> None:
+        rows = self.conn.execute("SELECT item_id, ref, size FROM items WHERE state='pending' ORDER BY locator").fetchall()
+        for row in rows:
+            task = HashTask(row["item_id"], ItemRef.from_blob(row["ref"]), self.config.archive_limits)
+            self.pool.submit(("hash", row["item_id"]), "hash", task,
+                             _hash_timeout(row["size"], self.config.task_timeout_s))
+            self.hash_in_flight += 1
+            self.submitted += 1
+
+    def schedule_pending_content(self) -> None:
+        rows = self.conn.execute("SELECT sha256, kind FROM media WHERE state='pending'").fetchall()
+        for row in rows:
+            self.schedule_content(row["sha256"], row["kind"])
+
+    def schedule_content(self, sha256: str, kind: str) -> None:
+        if sha256 in self.in_flight_content:
+            return
+        if kind == filetype.KIND_ARCHIVE and self.hash_in_flight:
+            # Members are addressed under the smallest path holding the archive: wait until every
+            # path is hashed so that choice is the same in every run (resume == uninterrupted).
+            self.deferred_archives.add(sha256)
+            return
+        row = self.conn.execute(
+            "SELECT i.ref, i.depth, i.source_id, m.label, m.kind, m.size FROM items i JOIN media m "
+            "ON m.sha256 = i.sha256 WHERE i.sha256=? AND i.state='hashed' ORDER BY i.locator LIMIT 1",
+            (sha256,)).fetchone()
+        if row is None:
+            return
+        ref = ItemRef.from_blob(row["ref"])
+        task = ContentTask(sha256, ref, row["label"], row["kind"], self.config.archive_limits,
+                           {"max_pixels": self.config.max_pixels})
+        self.in_flight_content.add(sha256)
+        self.pool.submit(("content", sha256, row["source_id"], row["depth"], row["ref"]), "content", task,
+                         _hash_timeout(row["size"], self.config.task_timeout_s))
+        self.submitted += 1
+
+    def on_result(self, key: tuple, result: Any) -> None:
+        if key[0] == "hash":
+            self.hash_in_flight -= 1
+            item_id = key[1]
+            if isinstance(result, TaskFailure):
+                self.writer.fail_item(item_id, result.reason)
+            else:
+                assert isinstance(result, HashResult)
+                self.writer.apply_hash(result)
+                if result.ok:
+                    state = self.conn.execute("SELECT state, kind FROM media WHERE sha256=?",
+                                              (result.sha256,)).fetchone()
+                    if state["state"] == "pending":
+                        self.schedule_content(result.sha256, state["kind"])
+            if self.hash_in_flight == 0 and self.deferred_archives:
+                for sha256 in sorted(self.deferred_archives):
+                    self.schedule_content(sha256, filetype.KIND_ARCHIVE)
+                self.deferred_archives.clear()
+            return
+        _, sha256, source_id, depth, ref_blob = key
+        self.in_flight_content.discard(sha256)
+        if isinstance(result, TaskFailure):
+            stage = "content"
+            self.writer.fail_content(sha256, stage, result.reason, result.detail)
+            return
+        assert isinstance(result, ContentResult)
+        self.writer.apply_content(result, (source_id, ItemRef.from_blob(ref_blob), depth))
+        if result.members:
+            self.writer.commit()
+            self.schedule_pending_items()
+
+
+def _process(writer: CaseWriter, config: IngestConfig, stop: _StopFlag, progress: bool) -> bool:
+    """Run every pending task; return True when stopped by a signal."""
+    limits = SandboxLimits(memory_bytes=config.worker_memory_mb * 1024**2, base_timeout_s=config.task_timeout_s)
+    bar = _progress_bar(progress)
+    with SandboxPool(WORKER_FUNCTIONS, config.workers, limits) as pool:
+        scheduler = _Scheduler(writer, config, pool)
+        scheduler.schedule_pending_items()
+        scheduler.schedule_pending_content()
+        last_commit = time.monotonic()
+        stopping = False
+        while pool.pending:
+            if stop.signum is not None and not stopping:
+                stopping = True
+                pool.drop_queued()  # finish what is in flight, start nothing new
+            for key, result in pool.results():
+                scheduler.on_result(key, result)
+                if bar is not None:
+                    bar.total = max(bar.total or 0, scheduler.submitted)
+                    bar.update(1)
+            if stopping:
+                pool.drop_queued()  # results may have scheduled follow-up work
+            if writer.uncommitted >= config.batch_size or time.monotonic() - last_commit > config.commit_interval_s:
+                writer.commit()
+                last_commit = time.monotonic()
+        writer.commit()
+    if bar is not None:
+        bar.close()
+    return stop.signum is not None
+
+
+def _progress_bar(enabled: bool):
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=0, unit="task", desc="ingest", file=sys.stderr, dynamic_ncols=True, mininterval=0.5)

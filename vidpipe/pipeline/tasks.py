@@ -1,0 +1,164 @@
+"""Pure worker tasks. Each takes a picklable task and returns a picklable result value; none
+touches the database. They run inside sandboxed processes (see :mod:`vidpipe.pipeline.sandbox`).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from vidpipe import filetype
+from vidpipe.extract.digests import digest_stream
+from vidpipe.sources.archive import SUPPORTED_LABELS, ArchiveError, MemberEntry, list_members
+from vidpipe.sources.base import ItemRef
+from vidpipe.sources.limits import ArchiveLimits
+from vidpipe.sources.opener import NotRegularFile, TooLarge, open_item, read_capped
+
+STAGE_VERSIONS = {"image": "image-1", "video_probe": "video-probe-1", "archive": "archive-1", "other": "other-1"}
+MAX_IMAGE_BYTES = 512 * 1024**2  # an image file larger than this is not decoded
+
+
+@dataclass(frozen=True)
+class HashTask:
+    item_id: int
+    ref: ItemRef
+    limits: ArchiveLimits
+
+
+@dataclass
+class HashResult:
+    item_id: int
+    ok: bool
+    reason: str | None = None
+    md5: str | None = None
+    sha1: str | None = None
+    sha256: str | None = None
+    size: int | None = None
+    mime: str | None = None
+    label: str | None = None
+    kind: str | None = None
+    ext_mismatch: bool = False
+
+
+@dataclass(frozen=True)
+class ContentTask:
+    """Derive features of one unique content; ``ref`` is one path that holds it."""
+
+    sha256: str
+    ref: ItemRef
+    label: str
+    kind: str
+    limits: ArchiveLimits
+    options: dict[str, Any]
+
+
+@dataclass
+class ContentResult:
+    sha256: str
+    status: str                      # ok | partial | failed | skipped
+    reason: str | None = None
+    stage: str = ""
+    width: int | None = None
+    height: int | None = None
+    exif: dict | None = None
+    signals: list[tuple[str, str, int | None]] = field(default_factory=list)  # (signal, hex, quality)
+    members: list[MemberEntry] | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+def run_hash(task: HashTask) -> HashResult:
+    """Read an item once: MD5, SHA-1, SHA-256, size and type by content."""
+    try:
+        with open_item(task.ref, task.limits) as stream:
+            digests, _ = digest_stream(stream)
+    except NotRegularFile:
+        return HashResult(task.item_id, False, "not_regular_file")
+    except ArchiveError as exc:
+        return HashResult(task.item_id, False, exc.reason)
+    except TooLarge:
+        return HashResult(task.item_id, False, "archive_member_too_large")
+    except OSError as exc:
+        return HashResult(task.item_id, False, f"read_error:{exc.errno or type(exc).__name__}")
+    ftype = filetype.refine_with_extension(filetype.sniff(digests.head), task.ref.extension)
+    return HashResult(task.item_id, True, None, digests.md5, digests.sha1, digests.sha256, digests.size,
+                      ftype.mime, ftype.label, ftype.kind, filetype.extension_mismatch(ftype, task.ref.extension))
+
+
+def run_content(task: ContentTask) -> ContentResult:
+    """Dispatch by media kind. Every path ends in a result; nothing is raised to the pool."""
+    started = time.perf_counter()
+    if task.kind == filetype.KIND_ARCHIVE:
+        result = _archive(task)
+    elif task.kind in (filetype.KIND_IMAGE, filetype.KIND_RAW):
+        from vidpipe.pipeline.image_task import process_image
+
+        result = process_image(task)
+    elif task.kind == filetype.KIND_VIDEO:
+        from vidpipe.pipeline.video_task import probe_video
+
+        result = probe_video(task)
+    else:
+        result = _other(task)
+    result.detail.setdefault("elapsed_ms", round((time.perf_counter() - started) * 1000, 1))
+    return result
+
+
+def read_verified(task: ContentTask, cap: int = MAX_IMAGE_BYTES) -> bytes:
+    """Read the item's bytes and check they still hash to the content being processed."""
+    import hashlib
+
+    with open_item(task.ref, task.limits) as stream:
+        data = read_capped(stream, cap)
+    if hashlib.sha256(data).hexdigest() != task.sha256:
+        raise ContentChanged(task.ref.locator)
+    return data
+
+
+class ContentChanged(OSError):
+    """The evidence changed between hashing and feature extraction."""
+
+
+def _archive(task: ContentTask) -> ContentResult:
+    stage = "archive"
+    if task.label not in SUPPORTED_LABELS:
+        return ContentResult(task.sha256, "skipped", f"archive_format_not_supported:{task.label}", stage)
+    depth = len(task.ref.members)
+    if depth >= task.limits.max_depth:
+        return ContentResult(task.sha256, "skipped", "archive_depth_limit", stage)
+    try:
+        with open_item(task.ref, task.limits) as stream:
+            if task.ref.members:  # nested archives need random access
+                import io
+
+                stream = io.BytesIO(read_capped(stream, task.limits.max_inmemory_bytes))
+            members, warnings = list_members(stream, task.label, task.limits)
+    except ArchiveError as exc:
+        return ContentResult(task.sha256, "failed", exc.reason, stage)
+    except TooLarge:
+        return ContentResult(task.sha256, "skipped", "archive_too_large_to_nest", stage)
+    except OSError as exc:
+        return ContentResult(task.sha256, "failed", f"read_error:{exc.errno or type(exc).__name__}", stage)
+    status = "partial" if any(w.startswith("archive_truncated") for w in warnings) else "ok"
+    reason = "archive_truncated" if status == "partial" else None
+    return ContentResult(task.sha256, status, reason, stage, members=members,
+                         detail={"members": len(members), "warnings": warnings})
+
+
+# Image-like formats that are recognised but deliberately not decoded.
+_NOT_ALLOWED_IMAGE_LABELS = {"PSD", "JXL", "JP2", "ICO", "PPM", "SVG"}
+_MEDIA_EXTENSIONS = {"jpg", "jpeg", "png", "gif", "webp", "tif", "tiff", "bmp", "heic", "heif", "avif",
+                     "mp4", "mov", "avi", "mkv", "webm", "3gp", "m4v", "wmv", "flv", "mpg", "mpeg", "ts"}
+
+
+def _other(task: ContentTask) -> ContentResult:
+    stage = "other"
+    if task.label == "empty":
+        return ContentResult(task.sha256, "failed", "empty_file", stage)
+    if task.label in _NOT_ALLOWED_IMAGE_LABELS:
+        return ContentResult(task.sha256, "failed", "format_not_allowed", stage, detail={"label": task.label})
+    if task.ref.extension in _MEDIA_EXTENSIONS:
+        # Named like media but is not: a finding for the examiner, and never handed to a decoder.
+        return ContentResult(task.sha256, "failed", "format_not_allowed", stage,
+                             detail={"label": task.label, "extension": task.ref.extension})
+    return ContentResult(task.sha256, "skipped", f"not_media:{task.label}", stage)

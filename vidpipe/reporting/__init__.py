@@ -1,0 +1,1 @@
+"""Read-side views of a case: exports, reports, verification."""

@@ -1,0 +1,122 @@
+"""Export of a case: one record per source content (JSONL per the contract, or CSV).
+
+Records are ordered by SHA-256 and carry no run ids or timings, so two cases built from the same
+evidence export byte-identically however their runs were interrupted and resumed.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import json
+import os
+import sqlite3
+from collections.abc import Iterator
+from typing import Any, TextIO
+
+HASH_FIELDS = ("phash", "dhash", "pdq")
+
+
+def _paths(rows: list[sqlite3.Row]) -> tuple[list[str], list[str] | None]:
+    paths = sorted(row["locator"] for row in rows)
+    raw = sorted(bytes(row["locator_bytes"]) for row in rows)
+    odd = [base64.b64encode(b).decode() for b in raw if _not_utf8(b)]
+    return paths, (odd or None)
+
+
+def _not_utf8(b: bytes) -> bool:
+    try:
+        b.decode("utf-8")
+        return False
+    except UnicodeDecodeError:
+        return True
+
+
+def iter_records(conn: sqlite3.Connection) -> Iterator[dict[str, Any]]:
+    """Every content record, then every path that never yielded content (links, FIFOs, failures)."""
+    items_by_sha: dict[str, list[sqlite3.Row]] = {}
+    for row in conn.execute("SELECT sha256, locator, locator_bytes, ext_mismatch FROM items WHERE sha256 IS NOT NULL"):
+        items_by_sha.setdefault(row["sha256"], []).append(row)
+    signals: dict[str, dict[str, Any]] = {}
+    for row in conn.execute("SELECT sha256, signal, value, quality FROM signals"):
+        entry = signals.setdefault(row["sha256"], {})
+        entry[row["signal"]] = row["value"]
+        if row["signal"] == "pdq":
+            entry["pdq_quality"] = row["quality"]
+    faces = _faces_by_sha(conn)
+    for m in conn.execute("SELECT * FROM media ORDER BY sha256"):
+        rows = items_by_sha.get(m["sha256"], [])
+        paths, paths_b64 = _paths(rows)
+        detail = json.loads(m["detail"]) if m["detail"] else {}
+        hashes = {k: signals.get(m["sha256"], {}).get(k) for k in (*HASH_FIELDS, "pdq_quality")}
+        record: dict[str, Any] = {
+            "sha256": m["sha256"], "md5": m["md5"], "sha1": m["sha1"], "paths": paths, "size": m["size"],
+            "mime": m["mime"], "kind": m["kind"], "status": m["status"], "reason": m["reason"],
+            "exif": json.loads(m["exif"]) if m["exif"] else None,
+            "hashes": hashes if any(v is not None for v in hashes.values()) else None,
+            "faces": faces.get(m["sha256"], []),
+            "video": detail.get("video"),
+            "width": m["width"], "height": m["height"],
+            "extension_mismatch": any(r["ext_mismatch"] for r in rows),
+            "warnings": detail.get("warnings") or [],
+        }
+        if paths_b64:
+            record["paths_b64"] = paths_b64
+        yield record
+    for row in conn.execute("SELECT locator, locator_bytes, status, reason, fs_kind, detail FROM items "
+                            "WHERE sha256 IS NULL ORDER BY locator"):
+        paths, paths_b64 = _paths([row])
+        record = {"sha256": None, "md5": None, "sha1": None, "paths": paths, "size": None, "mime": None,
+                  "kind": row["fs_kind"], "status": row["status"], "reason": row["reason"], "exif": None,
+                  "hashes": None, "faces": [], "video": None}
+        if paths_b64:
+            record["paths_b64"] = paths_b64
+        yield record
+
+
+def _faces_by_sha(conn: sqlite3.Connection) -> dict[str, list[dict[str, Any]]]:
+    exists = conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='faces'").fetchone()
+    if not exists:
+        return {}
+    out: dict[str, list[dict[str, Any]]] = {}
+    for row in conn.execute("SELECT sha256, x1, y1, x2, y2, det_score, video_time_s FROM faces "
+                            "ORDER BY sha256, video_time_s, x1, y1"):
+        out.setdefault(row["sha256"], []).append({
+            "box": [round(row["x1"], 1), round(row["y1"], 1), round(row["x2"], 1), round(row["y2"], 1)],
+            "det_score": round(row["det_score"], 4), "video_time_s": row["video_time_s"]})
+    return out
+
+
+def write_jsonl(conn: sqlite3.Connection, out: TextIO) -> int:
+    n = 0
+    for record in iter_records(conn):
+        out.write(json.dumps(record, sort_keys=False, ensure_ascii=True) + "\n")
+        n += 1
+    return n
+
+
+CSV_COLUMNS = ["sha256", "md5", "sha1", "paths", "size", "mime", "kind", "status", "reason", "make", "model",
+               "serial", "datetime_original", "offset_time", "gps_lat", "gps_lon", "gps_alt", "phash", "dhash",
+               "pdq", "pdq_quality", "faces", "extension_mismatch"]
+
+
+def write_csv(conn: sqlite3.Connection, out: TextIO) -> int:
+    writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, extrasaction="ignore")
+    writer.writeheader()
+    n = 0
+    for r in iter_records(conn):
+        exif = r.get("exif") or {}
+        gps = exif.get("gps") or {}
+        hashes = r.get("hashes") or {}
+        writer.writerow({**{k: r.get(k) for k in CSV_COLUMNS}, "paths": " | ".join(r["paths"]),
+                         "make": exif.get("make"), "model": exif.get("model"), "serial": exif.get("serial"),
+                         "datetime_original": exif.get("datetime_original"), "offset_time": exif.get("offset_time"),
+                         "gps_lat": gps.get("lat"), "gps_lon": gps.get("lon"), "gps_alt": gps.get("alt"),
+                         **{k: hashes.get(k) for k in (*HASH_FIELDS, "pdq_quality")},
+                         "faces": len(r.get("faces") or [])})
+        n += 1
+    return n
+
+
+def default_export_name(fmt: str) -> str:
+    return os.path.join(os.getcwd(), f"export.{fmt}")

@@ -1,0 +1,67 @@
+"""Opening evidence for reading inside a worker: read-only, no links followed, bounded.
+
+Files are opened ``O_RDONLY | O_NOFOLLOW | O_NONBLOCK`` (a FIFO swapped in after the walk
+cannot block us; a link swapped in is refused) and ``O_NOATIME`` where permitted, so reading
+evidence changes neither its content nor its access time.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import stat
+from typing import BinaryIO
+
+from vidpipe.sources.archive import ArchiveError, open_member
+from vidpipe.sources.base import ItemRef
+from vidpipe.sources.limits import ArchiveLimits
+
+
+class NotRegularFile(OSError):
+    """The path no longer names a regular file."""
+
+
+class TooLarge(OSError):
+    """The item is larger than the caller's cap."""
+
+
+def open_file_readonly(path: bytes) -> BinaryIO:
+    """Open a regular file read-only without following links or blocking on FIFOs."""
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+    noatime = getattr(os, "O_NOATIME", 0)
+    try:
+        fd = os.open(path, flags | noatime)
+    except PermissionError:
+        fd = os.open(path, flags)  # O_NOATIME needs ownership; read anyway
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        raise NotRegularFile(f"not a regular file: {os.fsdecode(path)}")
+    return os.fdopen(fd, "rb", buffering=1024 * 1024)
+
+
+def open_item(ref: ItemRef, limits: ArchiveLimits) -> BinaryIO:
+    """A readable stream of the item's bytes, opening archive members along the chain."""
+    stream: BinaryIO = open_file_readonly(ref.fs_path)
+    for depth, member in enumerate(ref.members):
+        is_last = depth == len(ref.members) - 1
+        try:
+            inner = open_member(stream, member, limits)
+        except ArchiveError:
+            stream.close()
+            raise
+        if is_last:
+            return inner
+        # A nested archive needs random access: materialise it in memory, bounded.
+        data = read_capped(inner, limits.max_inmemory_bytes)
+        stream.close()
+        stream = io.BytesIO(data)
+    return stream
+
+
+def read_capped(stream: BinaryIO, cap: int) -> bytes:
+    """Read a whole stream, refusing more than ``cap`` bytes."""
+    data = stream.read(cap + 1)
+    if len(data) > cap:
+        raise TooLarge(f"item exceeds {cap} bytes")
+    return data

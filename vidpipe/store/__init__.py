@@ -1,0 +1,1 @@
+"""The case database: one SQLite file per case, the system of record."""

@@ -1,0 +1,137 @@
+"""Opening a case: directory layout, SQLite settings, migrations and the single-writer lock."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import sqlite3
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from vidpipe.errors import CaseLockedError, UsageError
+from vidpipe.store.schema import MIGRATIONS
+
+DB_NAME = "case.sqlite"
+LOCK_NAME = ".write.lock"
+
+
+def utc_now() -> str:
+    """Current time as an ISO 8601 UTC string with microseconds."""
+    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class CasePaths:
+    """Where a case keeps its files."""
+
+    root: Path
+
+    @property
+    def db(self) -> Path:
+        return self.root / DB_NAME
+
+    @property
+    def indexes(self) -> Path:
+        return self.root / "indexes"
+
+    @property
+    def thumbs(self) -> Path:
+        return self.root / "thumbs"
+
+
+def connect(db_path: Path, *, readonly: bool = False) -> sqlite3.Connection:
+    """Connect with the settings every vidpipe connection uses."""
+    if readonly:
+        conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=30, isolation_level=None)
+    else:
+        conn = sqlite3.connect(db_path, timeout=30, isolation_level=None)
+    conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA foreign_keys = ON")
+    conn.execute("PRAGMA busy_timeout = 30000")
+    if not readonly:
+        conn.execute("PRAGMA journal_mode = WAL")
+        # NORMAL in WAL mode survives a killed process (only a power loss can drop the last commits).
+        conn.execute("PRAGMA synchronous = NORMAL")
+    return conn
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Apply every migration not yet recorded; return the schema version now in force."""
+    conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
+                 "description TEXT NOT NULL, applied_utc TEXT NOT NULL)")
+    applied = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
+    for version, description, sql in MIGRATIONS:
+        if version in applied:
+            continue
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in _split_sql(sql):
+                conn.execute(statement)
+            conn.execute("INSERT INTO schema_migrations VALUES (?,?,?)", (version, description, utc_now()))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    return max([v for v, _, _ in MIGRATIONS] + list(applied))
+
+
+def _split_sql(script: str) -> list[str]:
+    # sqlite3.complete_statement keeps CREATE VIEW ... CASE ... END; bodies whole.
+    statements, buffer = [], ""
+    for line in script.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            if buffer.strip():
+                statements.append(buffer.strip())
+            buffer = ""
+    if buffer.strip():
+        statements.append(buffer.strip())
+    return statements
+
+
+def open_case(case_dir: Path, *, create: bool) -> tuple[CasePaths, sqlite3.Connection]:
+    """Open (and with ``create`` make) a case directory and its migrated database."""
+    paths = CasePaths(case_dir.resolve())
+    if not paths.db.exists():
+        if not create:
+            raise UsageError(f"no case database at {paths.db} (run `vidpipe ingest ... --case {case_dir}` first)")
+        paths.root.mkdir(parents=True, exist_ok=True)
+    conn = connect(paths.db)
+    migrate(conn)
+    return paths, conn
+
+
+def open_case_readonly(case_dir: Path) -> tuple[CasePaths, sqlite3.Connection]:
+    """Open an existing case for reading only (reports, exports, search)."""
+    paths = CasePaths(case_dir.resolve())
+    if not paths.db.exists():
+        raise UsageError(f"no case database at {paths.db}")
+    return paths, connect(paths.db, readonly=True)
+
+
+class WriteLock:
+    """An exclusive advisory lock: one writing process per case (the single-writer rule)."""
+
+    def __init__(self, paths: CasePaths) -> None:
+        self._path = paths.root / LOCK_NAME
+        self._fd: int | None = None
+
+    def __enter__(self) -> WriteLock:
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise CaseLockedError(f"another vidpipe process is writing to {self._path.parent}") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self._fd = fd
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None

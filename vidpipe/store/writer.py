@@ -1,0 +1,168 @@
+"""The single database writer: every change to a case during a run goes through here.
+
+Workers return values; this class turns them into rows, in batches, inside transactions, so a
+process killed at any moment leaves the case at the last committed batch and the next run
+continues from there.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from vidpipe.pipeline.tasks import STAGE_VERSIONS, ContentResult, HashResult
+from vidpipe.sources.base import ItemRef, WalkEntry
+from vidpipe.store.casedb import utc_now
+
+
+def _json(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, sort_keys=True, default=str)
+
+
+@dataclass
+class PendingItem:
+    item_id: int
+    ref: ItemRef
+
+
+@dataclass
+class CaseWriter:
+    conn: sqlite3.Connection
+    run_id: str = ""
+    _in_tx: bool = field(default=False, init=False)
+    _ops: int = field(default=0, init=False)
+
+    # -- transactions -------------------------------------------------------------------------
+    def begin(self) -> None:
+        if not self._in_tx:
+            self.conn.execute("BEGIN IMMEDIATE")
+            self._in_tx = True
+
+    def commit(self) -> None:
+        if self._in_tx:
+            self.conn.execute("COMMIT")
+            self._in_tx = False
+            self._ops = 0
+
+    def rollback(self) -> None:
+        if self._in_tx:
+            self.conn.execute("ROLLBACK")
+            self._in_tx = False
+            self._ops = 0
+
+    @property
+    def uncommitted(self) -> int:
+        return self._ops
+
+    # -- runs ---------------------------------------------------------------------------------
+    def abort_stale_runs(self) -> int:
+        """Runs left 'running' by a killed process (we hold the lock, so none is alive)."""
+        cur = self.conn.execute("UPDATE runs SET status='aborted', ended_utc=COALESCE(ended_utc, ?) "
+                                "WHERE status='running'", (utc_now(),))
+        return cur.rowcount
+
+    def begin_run(self, command: str, env: dict[str, Any], config: dict[str, Any], config_hash: str) -> str:
+        self.run_id = uuid.uuid4().hex
+        self.conn.execute(
+            "INSERT INTO runs(run_id, command, started_utc, status, operator, argv, tool_version, git_commit, "
+            "libraries, host, config, config_hash) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            (self.run_id, command, utc_now(), "running", env["operator"], _json(env["argv"]), env["tool_version"],
+             env["git_commit"], _json(env["libraries"]), env["host"], _json(config), config_hash))
+        return self.run_id
+
+    def end_run(self, status: str, summary: dict[str, Any] | None) -> None:
+        self.commit()
+        self.conn.execute("UPDATE runs SET status=?, ended_utc=?, summary=? WHERE run_id=?",
+                          (status, utc_now(), _json(summary), self.run_id))
+
+    # -- discovery ----------------------------------------------------------------------------
+    def register_source(self, root_bytes: bytes) -> int:
+        root = os.fsdecode(root_bytes)
+        self.conn.execute("INSERT OR IGNORE INTO sources(root, root_bytes, added_run) VALUES (?,?,?)",
+                          (root, root_bytes, self.run_id))
+        return self.conn.execute("SELECT source_id FROM sources WHERE root=?", (root,)).fetchone()[0]
+
+    def upsert_item(self, entry: WalkEntry, source_id: int, parent_sha256: str | None = None) -> None:
+        """Record a discovered path; a known, unchanged path keeps its state (no new work)."""
+        self.begin()
+        self._ops += 1
+        ref = entry.ref
+        row = self.conn.execute("SELECT item_id, size, mtime_ns, state FROM items WHERE locator=?",
+                                (ref.locator,)).fetchone()
+        state, status, reason = ("final", *entry.preset) if entry.preset else ("pending", None, None)
+        if row is None:
+            self.conn.execute(
+                "INSERT INTO items(locator, locator_bytes, ref, source_id, parent_sha256, depth, fs_kind, size, "
+                "mtime_ns, extension, state, status, reason, detail, first_run, last_run) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (ref.locator, ref.locator_bytes, ref.to_blob(), source_id, parent_sha256, entry.depth, entry.fs_kind,
+                 entry.size, entry.mtime_ns, ref.extension, state, status, reason, _json(entry.extra or None),
+                 self.run_id, self.run_id))
+            return
+        changed = (row["size"], row["mtime_ns"]) != (entry.size, entry.mtime_ns) and entry.fs_kind == "file"
+        if changed:
+            # The evidence at this path changed since it was processed: process it again, and say so.
+            self.conn.execute(
+                "UPDATE items SET size=?, mtime_ns=?, state=?, status=?, reason=?, sha256=NULL, last_run=?, "
+                "detail=json_set(COALESCE(detail,'{}'), '$.changed_in_run', ?) WHERE item_id=?",
+                (entry.size, entry.mtime_ns, state, status, reason, self.run_id, self.run_id, row["item_id"]))
+        else:
+            self.conn.execute("UPDATE items SET last_run=? WHERE item_id=?", (self.run_id, row["item_id"]))
+
+    # -- worker results -----------------------------------------------------------------------
+    def apply_hash(self, result: HashResult) -> bool:
+        """Store an item's digests; return True when its content is new to the case."""
+        self.begin()
+        self._ops += 1
+        if not result.ok:
+            self.conn.execute("UPDATE items SET state='final', status='failed', reason=? WHERE item_id=?",
+                              (result.reason, result.item_id))
+            return False
+        self.conn.execute("UPDATE items SET state='hashed', sha256=?, ext_mismatch=? WHERE item_id=?",
+                          (result.sha256, int(result.ext_mismatch), result.item_id))
+        cur = self.conn.execute(
+            "INSERT OR IGNORE INTO media(sha256, md5, sha1, size, mime, label, kind, state, first_run) "
+            "VALUES (?,?,?,?,?,?,?, 'pending', ?)",
+            (result.sha256, result.md5, result.sha1, result.size, result.mime, result.label, result.kind, self.run_id))
+        return cur.rowcount == 1
+
+    def apply_content(self, result: ContentResult, members_source: tuple[int, ItemRef, int] | None = None) -> None:
+        """Store one content's features and mark it done, in one transaction with its signals."""
+        self.begin()
+        self._ops += 1
+        detail = dict(result.detail)
+        detail.pop("elapsed_ms", None)  # timing differs between runs; it is not a property of the evidence
+        self.conn.execute(
+            "UPDATE media SET state='done', status=?, reason=?, width=?, height=?, exif=?, detail=?, done_run=? "
+            "WHERE sha256=?",
+            (result.status, result.reason, result.width, result.height, _json(result.exif), _json(detail),
+             self.run_id, result.sha256))
+        for signal, hex_value, quality in result.signals:
+            self.conn.execute(
+                "INSERT OR REPLACE INTO signals(sha256, signal, value, quality, stage_version, run_id) "
+                "VALUES (?,?,?,?,?,?)",
+                (result.sha256, signal, hex_value, quality, STAGE_VERSIONS.get(result.stage, result.stage), self.run_id))
+        self.conn.execute(
+            "INSERT OR REPLACE INTO stages(sha256, stage, stage_version, status, reason, run_id, done_utc) "
+            "VALUES (?,?,?,?,?,?,?)",
+            (result.sha256, result.stage, STAGE_VERSIONS.get(result.stage, result.stage), result.status,
+             result.reason, self.run_id, utc_now()))
+        if result.members is not None and members_source is not None:
+            source_id, parent_ref, depth = members_source
+            for member in result.members:
+                entry = WalkEntry(parent_ref.child(member.name), member.fs_kind, member.size, None, member.preset,
+                                  depth=depth + 1)
+                self.upsert_item(entry, source_id, parent_sha256=result.sha256)
+
+    def fail_content(self, sha256: str, stage: str, reason: str, detail: str = "") -> None:
+        self.apply_content(ContentResult(sha256, "failed", reason, stage, detail={"error": detail} if detail else {}))
+
+    def fail_item(self, item_id: int, reason: str) -> None:
+        self.begin()
+        self._ops += 1
+        self.conn.execute("UPDATE items SET state='final', status='failed', reason=? WHERE item_id=?",
+                          (reason, item_id))
