@@ -181,6 +181,10 @@ def _looks_like_text(h: bytes) -> bool:
     return True
 
 
+MEDIA_EXTENSIONS = {ext for label in ("JPEG", "PNG", "GIF", "WEBP", "TIFF", "BMP", "HEIC", "AVIF", "MP4", "MOV",
+                                       "3GP", "MKV", "AVI", "MPEG-TS", "MPEG-PS", "FLV", "ASF", "CR3", "CR2",
+                                       "NEF", "DNG", "ARW") for ext in _EXTENSIONS[label]}
+
 TIFF_RAW_EXTENSIONS = {"nef", "nrw", "dng", "arw", "sr2", "srf", "pef", "3fr", "erf", "kdc", "mos", "iiq", "srw"}
 
 
@@ -195,8 +199,11 @@ def refine_with_extension(file_type: FileType, extension: str) -> FileType:
 def extension_mismatch(file_type: FileType, extension: str) -> bool:
     """True when the extension names a different format than the content is."""
     ext = extension.lower().lstrip(".")
-    if not ext or file_type in (UNKNOWN, EMPTY) or file_type.label == "text":
+    if not ext or file_type is EMPTY:
         return False
+    if file_type is UNKNOWN or file_type.label == "text":
+        # Text or unknown bytes behind a media name (a playlist called .mp4) is a finding.
+        return ext in MEDIA_EXTENSIONS
     expected = _EXTENSIONS.get(file_type.label)
     if expected is None:
         return False

@@ -108,10 +108,10 @@ def decode_image(data: bytes, label: str, *, max_pixels: int = DEFAULT_MAX_PIXEL
         if width * height > max_pixels:
             raise DecodeFailure("bomb_limit", f"{width}x{height} exceeds the {max_pixels} pixel budget")
         frames = int(getattr(img, "n_frames", 1) or 1)
-        orientation = _orientation(img)
         if reduce_for_hashing and img.format in ("JPEG", "MPO"):
             img.draft("RGB", (HASH_MIN_SIDE, HASH_MIN_SIDE))
         truncated = False
+        warnings_found: list[str] = []
         try:
             img.load()
         except (OSError, SyntaxError, ValueError) as exc:
@@ -123,6 +123,13 @@ def decode_image(data: bytes, label: str, *, max_pixels: int = DEFAULT_MAX_PIXEL
             raise
         except Exception as exc:  # noqa: BLE001
             raise DecodeFailure("decode_error", f"{type(exc).__name__}: {exc}") from exc
+        # Read only after load(): for PNG, getexif() itself decodes, and would hide load errors.
+        orientation = _orientation(img)
+        if img.format == "PNG" and not truncated:
+            problem = png_integrity_problem(data)
+            if problem:
+                truncated = True
+                warnings_found.append(problem)
         mode = img.mode
         try:
             rgb = _to_rgb(img)
@@ -133,7 +140,39 @@ def decode_image(data: bytes, label: str, *, max_pixels: int = DEFAULT_MAX_PIXEL
             rgb = rgb.reduce(factor)
     return DecodedImage(rgb=rgb, width=width, height=height, pil_format=img.format or label, mode=mode,
                         frames=frames, orientation=orientation, truncated=truncated,
-                        scale=rgb.width / width)
+                        scale=rgb.width / width, warnings=warnings_found)
+
+
+def png_integrity_problem(data: bytes) -> str | None:
+    """Check what Pillow lets pass: chunk CRCs, a complete zlib stream (Adler-32) and IEND.
+
+    Pillow decodes a PNG whose IDAT CRC or zlib checksum is missing without complaint; bytes are
+    still missing, so such a file must not be called ``ok``.
+    """
+    import zlib
+
+    pos, idat = 8, zlib.decompressobj()
+    saw_idat = stream_ended = False
+    while pos + 8 <= len(data):
+        length = int.from_bytes(data[pos:pos + 4], "big")
+        ctype = data[pos + 4:pos + 8]
+        end = pos + 8 + length
+        if end + 4 > len(data):
+            return "png_chunk_truncated"
+        if zlib.crc32(data[pos + 4:end]) != int.from_bytes(data[end:end + 4], "big"):
+            return "png_crc_error"
+        if ctype == b"IDAT":
+            saw_idat = True
+            try:
+                # Only the end-of-stream flag matters; decompress in bounded steps to stay cheap.
+                idat.decompress(data[pos + 8:end], 0)
+            except zlib.error:
+                return "png_zlib_error"
+            stream_ended = idat.eof
+        if ctype == b"IEND":
+            return None if (saw_idat and stream_ended) else "png_zlib_incomplete"
+        pos = end + 4
+    return "png_missing_iend"
 
 
 def _orientation(img: Image.Image) -> int | None:

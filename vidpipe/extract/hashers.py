@@ -16,6 +16,12 @@ from PIL import Image
 # Meta's PDQ defaults (ThreatExchange pdq/README.md, hasher-matcher-actioner):
 PDQ_MATCH_DISTANCE = 31   # a match is Hamming distance <= 31 of 256 bits
 PDQ_MIN_QUALITY = 50      # hashes of quality < 50 are too featureless to match on
+# Meta's reference loaders shrink images larger than 512 px before hashing, because the Jarosz
+# filter's cost grows with the pixel count (pdq/cpp/io/pdqio.cpp: DOWNSAMPLE_DIMS = 512). We keep
+# the aspect ratio and use an area filter; measured on shared/data/phash: <= 10 bits from the C++,
+# Java, WASM and Python reference vectors, bit-exact with python-threatexchange, and 4 ms instead
+# of 70 ms for a 1600x1004 image.
+PDQ_DOWNSAMPLE_DIMS = 512
 
 
 @dataclass(frozen=True)
@@ -76,7 +82,7 @@ class PDQHasher(Hasher):
     name, bits, version = "pdq", 256, "pdqhash-0.2"
 
     def compute(self, rgb: Image.Image) -> HashValue:
-        vector, quality = _pdq(np.asarray(rgb, dtype=np.uint8))
+        vector, quality = _pdq(np.asarray(_downsample(rgb), dtype=np.uint8))
         return HashValue(self.name, bits_to_hex(vector), int(quality))
 
     @staticmethod
@@ -84,8 +90,17 @@ class PDQHasher(Hasher):
         """The 8 rotation/flip variants' hashes (PDQ's dihedral hashing), for matching rotated copies."""
         import pdqhash
 
-        vectors, quality = pdqhash.compute_dihedral(np.ascontiguousarray(np.asarray(rgb, dtype=np.uint8)))
+        arr = np.ascontiguousarray(np.asarray(_downsample(rgb), dtype=np.uint8))
+        vectors, quality = pdqhash.compute_dihedral(arr)
         return [HashValue("pdq", bits_to_hex(v), int(quality)) for v in vectors]
+
+
+def _downsample(rgb: Image.Image) -> Image.Image:
+    if max(rgb.size) <= PDQ_DOWNSAMPLE_DIMS:
+        return rgb
+    scale = PDQ_DOWNSAMPLE_DIMS / max(rgb.size)
+    size = (max(1, round(rgb.width * scale)), max(1, round(rgb.height * scale)))
+    return rgb.resize(size, Image.Resampling.BOX)
 
 
 def _pdq(arr: np.ndarray) -> tuple[np.ndarray, int]:

@@ -51,6 +51,7 @@ def process_image(task: ContentTask) -> ContentResult:
     result.detail.update({"pil_format": decoded.pil_format, "mode": decoded.mode, "frames": decoded.frames,
                           "orientation": decoded.orientation, "hash_scale": round(decoded.scale, 4),
                           "stage_version": STAGE_VERSIONS[stage]})
+    warnings.extend(decoded.warnings)
     if decoded.truncated:
         result.status, result.reason = "partial", "truncated"
     for name in HASHER_NAMES:

@@ -121,7 +121,7 @@ class _Scheduler:
         self.submitted = 0
 
     def schedule_pending_items(self) -> None:
-        rows = self.conn.execute("SELECT item_id, ref, size FROM items WHERE state='pending' ORDER BY locator").fetchall()
+        rows = self.conn.execute("SELECT item_id, ref, size FROM items WHERE state='pending' ORDER BY locator_bytes").fetchall()
         for row in rows:
             task = HashTask(row["item_id"], ItemRef.from_blob(row["ref"]), self.config.archive_limits)
             self.pool.submit(("hash", row["item_id"]), "hash", task,
@@ -144,7 +144,7 @@ class _Scheduler:
             return
         row = self.conn.execute(
             "SELECT i.ref, i.depth, i.source_id, m.label, m.kind, m.size FROM items i JOIN media m "
-            "ON m.sha256 = i.sha256 WHERE i.sha256=? AND i.state='hashed' ORDER BY i.locator LIMIT 1",
+            "ON m.sha256 = i.sha256 WHERE i.sha256=? AND i.state='hashed' ORDER BY i.locator_bytes LIMIT 1",
             (sha256,)).fetchone()
         if row is None:
             return

@@ -18,8 +18,9 @@ HASH_FIELDS = ("phash", "dhash", "pdq")
 
 
 def _paths(rows: list[sqlite3.Row]) -> tuple[list[str], list[str] | None]:
-    paths = sorted(row["locator"] for row in rows)
-    raw = sorted(bytes(row["locator_bytes"]) for row in rows)
+    rows = sorted(rows, key=lambda row: bytes(row["locator_bytes"]))
+    paths = [row["locator"] for row in rows]
+    raw = [bytes(row["locator_bytes"]) for row in rows]
     odd = [base64.b64encode(b).decode() for b in raw if _not_utf8(b)]
     return paths, (odd or None)
 
@@ -64,7 +65,7 @@ def iter_records(conn: sqlite3.Connection) -> Iterator[dict[str, Any]]:
             record["paths_b64"] = paths_b64
         yield record
     for row in conn.execute("SELECT locator, locator_bytes, status, reason, fs_kind, detail FROM items "
-                            "WHERE sha256 IS NULL ORDER BY locator"):
+                            "WHERE sha256 IS NULL ORDER BY locator_bytes"):
         paths, paths_b64 = _paths([row])
         record = {"sha256": None, "md5": None, "sha1": None, "paths": paths, "size": None, "mime": None,
                   "kind": row["fs_kind"], "status": row["status"], "reason": row["reason"], "exif": None,

@@ -25,8 +25,11 @@ class ItemRef:
 
     @property
     def locator(self) -> str:
-        """Human-readable, unique address: ``/abs/a.zip!inner/x.jpg`` (surrogateescape for odd bytes)."""
-        return os.fsdecode(self.locator_bytes)
+        """Human-readable address ``/abs/a.zip!inner/x.jpg``; bytes that are not UTF-8 appear as ``\\xNN``.
+
+        The exact name is ``locator_bytes``; this text form is for people and JSON.
+        """
+        return self.locator_bytes.decode("utf-8", "backslashreplace")
 
     @property
     def locator_bytes(self) -> bytes:

@@ -36,8 +36,8 @@ CREATE TABLE sources (
 -- One row per discovered evidence path (a file on disk or a member of an archive).
 CREATE TABLE items (
     item_id       INTEGER PRIMARY KEY,
-    locator       TEXT NOT NULL UNIQUE,   -- "/abs/path" or "/abs/a.zip!inner/x.jpg" (surrogateescape)
-    locator_bytes BLOB NOT NULL,          -- exact bytes of the name, for undecodable names
+    locator       TEXT NOT NULL,          -- "/abs/path" or "/abs/a.zip!inner/x.jpg" (odd bytes escaped)
+    locator_bytes BLOB NOT NULL UNIQUE,   -- exact bytes of the name: the identity of the path
     ref           BLOB NOT NULL,          -- fs path, then member names, NUL-separated (how to open it)
     source_id     INTEGER NOT NULL REFERENCES sources(source_id),
     parent_sha256 TEXT,                   -- the containing archive's content, for members
@@ -101,7 +101,7 @@ CREATE TABLE stages (
     PRIMARY KEY (sha256, stage)
 );
 
--- Final status per discovered path: among paths with one content, the smallest locator carries
+-- Final status per discovered path: among paths with one content, the smallest name (bytewise) carries
 -- the content's status and the rest are duplicates. Derived, so it is the same whatever order
 -- the workers finished in (a resumed run equals an uninterrupted one).
 CREATE VIEW item_status AS
@@ -110,13 +110,13 @@ SELECT i.item_id, i.locator, i.sha256,
          WHEN i.state = 'final' THEN i.status
          WHEN i.state = 'pending' THEN NULL
          WHEN m.state = 'pending' THEN NULL
-         WHEN i.locator = (SELECT MIN(j.locator) FROM items j WHERE j.sha256 = i.sha256) THEN m.status
+         WHEN i.locator_bytes = (SELECT MIN(j.locator_bytes) FROM items j WHERE j.sha256 = i.sha256) THEN m.status
          ELSE 'skipped'
        END AS status,
        CASE
          WHEN i.state = 'final' THEN i.reason
          WHEN i.state = 'pending' OR m.state = 'pending' THEN NULL
-         WHEN i.locator = (SELECT MIN(j.locator) FROM items j WHERE j.sha256 = i.sha256) THEN m.reason
+         WHEN i.locator_bytes = (SELECT MIN(j.locator_bytes) FROM items j WHERE j.sha256 = i.sha256) THEN m.reason
          ELSE 'duplicate_content'
        END AS reason
 FROM items i LEFT JOIN media m ON m.sha256 = i.sha256;

@@ -91,8 +91,8 @@ class CaseWriter:
         self.begin()
         self._ops += 1
         ref = entry.ref
-        row = self.conn.execute("SELECT item_id, size, mtime_ns, state FROM items WHERE locator=?",
-                                (ref.locator,)).fetchone()
+        row = self.conn.execute("SELECT item_id, size, mtime_ns, state FROM items WHERE locator_bytes=?",
+                                (ref.locator_bytes,)).fetchone()
         state, status, reason = ("final", *entry.preset) if entry.preset else ("pending", None, None)
         if row is None:
             self.conn.execute(

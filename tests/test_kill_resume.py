@@ -1,0 +1,119 @@
+"""A run killed with SIGKILL at random moments resumes to exactly the uninterrupted case."""
+
+from __future__ import annotations
+
+import io
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import REPO, conservation_holds, run_cli, run_json
+from PIL import Image
+
+N_IMAGES = 230
+
+
+def build_corpus(root: Path) -> None:
+    """>= 200 files: photos-like JPEGs/PNGs, duplicates, a zip, truncated and junk files."""
+    rng = np.random.default_rng(1234)
+    root.mkdir(parents=True)
+    for i in range(N_IMAGES):
+        coarse = rng.integers(0, 256, (5, 7, 3), dtype=np.uint8)
+        img = Image.fromarray(coarse).resize((900, 640), Image.Resampling.BICUBIC)
+        sub = root / f"dir{i % 7}"
+        sub.mkdir(exist_ok=True)
+        if i % 5 == 0:
+            img.save(sub / f"img{i:03d}.png")
+        else:
+            img.save(sub / f"img{i:03d}.jpg", quality=90)
+    for i in range(0, 20, 4):  # byte-identical duplicates under other names
+        src = next((root / f"dir{i % 7}").glob(f"img{i:03d}.*"))
+        (root / "dups").mkdir(exist_ok=True)
+        (root / "dups" / f"copy_{src.name}").write_bytes(src.read_bytes())
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for i in range(1, 6):
+            zf.write(next((root / f"dir{i % 7}").glob(f"img{i:03d}.*")), f"inner/{i}.jpg")
+    (root / "bundle.zip").write_bytes(buf.getvalue())
+    good = (root / "dir1" / "img001.jpg").read_bytes()
+    (root / "junk").mkdir()
+    (root / "junk" / "truncated.jpg").write_bytes(good[: len(good) // 2])
+    (root / "junk" / "empty.jpg").write_bytes(b"")
+    (root / "junk" / "notes.txt").write_text("case notes\n")
+
+
+def ingest_cmd(evidence: Path, case: Path) -> list[str]:
+    return [sys.executable, "-m", "vidpipe", "ingest", str(evidence), "--case", str(case), "--no-faces",
+            "--no-scenes", "--json", "--workers", "2"]
+
+
+def export(case: Path) -> str:
+    return run_cli("export", "--case", str(case), "--format", "jsonl").stdout
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_random_sigkills_resume_to_the_uninterrupted_case(tmp_path: Path) -> None:
+    evidence = tmp_path / "evidence"
+    build_corpus(evidence)
+    reference_case = tmp_path / "reference"
+    t0 = time.monotonic()
+    reference = run_json(*ingest_cmd(evidence, reference_case)[3:])
+    full_s = time.monotonic() - t0
+    assert reference["discovered"] >= 200 and reference["status"] == "completed"
+    reference_export = export(reference_case)
+
+    case = tmp_path / "killed"
+    rnd = random.Random(20261129)
+    kills, attempts = 0, 0
+    while kills < 5 and attempts < 40:
+        attempts += 1
+        proc = subprocess.Popen(ingest_cmd(evidence, case), cwd=REPO, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        time.sleep(rnd.uniform(0.3, max(0.6, 0.8 * full_s)))
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            kills += 1
+        proc.wait()
+        if proc.returncode == 0:
+            break  # the work finished before the kill landed
+    assert kills >= 5, f"only {kills} kills landed mid-run"
+
+    final = run_json(*ingest_cmd(evidence, case)[3:])
+    assert final["status"] == "completed" and conservation_holds(final)
+    for key in ("discovered", "ok", "partial", "failed", "skipped", "images", "archives"):
+        assert final[key] == reference[key], key
+    assert export(case) == reference_export
+
+    conn = sqlite3.connect(case / "case.sqlite")
+    statuses = dict(conn.execute("SELECT status, COUNT(*) FROM runs GROUP BY status").fetchall())
+    assert statuses.get("aborted", 0) >= kills - 1  # every killed run is marked by the next one
+    assert conn.execute("SELECT COUNT(*) - COUNT(DISTINCT locator) FROM items").fetchone()[0] == 0
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_sigint_finishes_the_batch_marks_interrupted_and_exits_130(tmp_path: Path) -> None:
+    evidence = tmp_path / "evidence"
+    build_corpus(evidence)
+    case = tmp_path / "case"
+    proc = subprocess.Popen(ingest_cmd(evidence, case), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    time.sleep(3.0)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130, err[-2000:]
+    conn = sqlite3.connect(case / "case.sqlite")
+    assert conn.execute("SELECT status FROM runs").fetchall() == [("interrupted",)]
+    resumed = run_json(*ingest_cmd(evidence, case)[3:])
+    assert resumed["status"] == "completed" and conservation_holds(resumed)
+    assert resumed["discovered"] >= 200
+    assert os.path.exists(case / "case.sqlite")
