@@ -83,7 +83,7 @@ def _apply_orientation(img: Image.Image, orientation: int) -> Image.Image:
 
 
 def decode_image(data: bytes, label: str, *, max_pixels: int = DEFAULT_MAX_PIXELS,
-                 reduce_for_hashing: bool = True) -> DecodedImage:
+                 reduce_for_hashing: bool = True, min_side: int = HASH_MIN_SIDE) -> DecodedImage:
     """Decode untrusted bytes of a sniffed ``label`` under the allowlist and pixel budget."""
     formats = ALLOWED_FORMATS.get(label)
     if formats is None:
@@ -109,7 +109,7 @@ def decode_image(data: bytes, label: str, *, max_pixels: int = DEFAULT_MAX_PIXEL
             raise DecodeFailure("bomb_limit", f"{width}x{height} exceeds the {max_pixels} pixel budget")
         frames = int(getattr(img, "n_frames", 1) or 1)
         if reduce_for_hashing and img.format in ("JPEG", "MPO"):
-            img.draft("RGB", (HASH_MIN_SIDE, HASH_MIN_SIDE))
+            img.draft("RGB", (min_side, min_side))
         truncated = False
         warnings_found: list[str] = []
         try:
@@ -118,7 +118,7 @@ def decode_image(data: bytes, label: str, *, max_pixels: int = DEFAULT_MAX_PIXEL
             if not _is_truncation(exc):
                 raise DecodeFailure("decode_error", f"{type(exc).__name__}: {exc}") from exc
             truncated = True
-            img = _load_truncated(data, formats, reduce_for_hashing)
+            img = _load_truncated(data, formats, min_side if reduce_for_hashing else 0)
         except MemoryError:
             raise
         except Exception as exc:  # noqa: BLE001
@@ -189,14 +189,14 @@ def _is_truncation(exc: Exception) -> bool:
                                    "buffer is not large enough", "not enough data"))
 
 
-def _load_truncated(data: bytes, formats: tuple[str, ...], reduce_for_hashing: bool) -> Image.Image:
+def _load_truncated(data: bytes, formats: tuple[str, ...], min_side: int) -> Image.Image:
     """Decode what survives of a truncated file (missing rows come out grey or black)."""
     previous = ImageFile.LOAD_TRUNCATED_IMAGES
     ImageFile.LOAD_TRUNCATED_IMAGES = True
     try:
         img = Image.open(io.BytesIO(data), formats=list(formats))
-        if reduce_for_hashing and img.format in ("JPEG", "MPO"):
-            img.draft("RGB", (HASH_MIN_SIDE, HASH_MIN_SIDE))
+        if min_side and img.format in ("JPEG", "MPO"):
+            img.draft("RGB", (min_side, min_side))
         img.load()
         return img
     except MemoryError:

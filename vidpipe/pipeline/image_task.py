@@ -46,6 +46,7 @@ def process_image(task: ContentTask) -> ContentResult:
         result.status, result.reason = "failed", exc.reason
         result.detail.update({"error": str(exc)[:500], "warnings": warnings})
         return result
+    data_for_faces = data if task.options.get("faces") else b""
     del data
     result.width, result.height = decoded.width, decoded.height
     result.detail.update({"pil_format": decoded.pil_format, "mode": decoded.mode, "frames": decoded.frames,
@@ -66,8 +67,45 @@ def process_image(task: ContentTask) -> ContentResult:
         result.signals.append((value.signal, value.hex, value.quality))
         if value.signal == "pdq" and value.quality is not None and value.quality < PDQ_MIN_QUALITY:
             result.detail["pdq_low_quality"] = True
+    if task.options.get("faces"):
+        face_input = _face_input(task, data_for_faces, decoded, warnings)
+        if face_input is not None:
+            result.face_inputs.append(face_input)
     result.detail["warnings"] = warnings
     return result
+
+
+def _face_input(task: ContentTask, data: bytes, decoded, warnings: list[str]):
+    """A second, larger decode for the face stage (hashes keep their own, flag-independent decode)."""
+    from vidpipe.decode.image import _apply_orientation
+    from vidpipe.pipeline.face_stage import FACE_DECODE_MIN_SIDE, make_face_input
+
+    try:
+        big = decode_image(data, task.label, min_side=FACE_DECODE_MIN_SIDE,
+                           max_pixels=int(task.options.get("max_pixels") or 0) or 200_000_000)
+    except DecodeFailure as exc:
+        warnings.append(f"face_decode:{exc.reason}")
+        return None
+    upright = _apply_orientation(big.rgb, big.orientation) if big.orientation else big.rgb
+    full_width = big.height if big.orientation in (5, 6, 7, 8) else big.width
+    item = make_face_input(task.sha256, upright)
+    item.scale = item.pixels.shape[1] / full_width
+    return item
+
+
+def face_input_task(task: ContentTask):
+    """Worker entry for a resumed run: decode only what the face stage needs."""
+    from vidpipe.pipeline.tasks import ContentResult as _Result
+
+    try:
+        data = read_verified(task)
+    except (OSError, ArchiveError) as exc:
+        return _Result(task.sha256, "failed", getattr(exc, "reason", None) or "read_error", "faces")
+    warnings: list[str] = []
+    item = _face_input(task, data, None, warnings)
+    if item is None:
+        return _Result(task.sha256, "failed", warnings[0] if warnings else "face_decode", "faces")
+    return item
 
 
 def _read_exif(data: bytes, label: str, warnings: list[str]) -> dict | None:

@@ -26,7 +26,13 @@ from vidpipe.sources.limits import ArchiveLimits
 from vidpipe.store.casedb import WriteLock, open_case
 from vidpipe.store.writer import CaseWriter
 
-WORKER_FUNCTIONS = {"hash": run_hash, "content": run_content}
+def _face_input_entry(task: ContentTask):
+    from vidpipe.pipeline.image_task import face_input_task
+
+    return face_input_task(task)
+
+
+WORKER_FUNCTIONS = {"hash": run_hash, "content": run_content, "face_input": _face_input_entry}
 
 
 @dataclass
@@ -39,6 +45,10 @@ class IngestConfig:
     scenes: bool = True
     engine: str = "local"
     max_pixels: int = 200_000_000
+    face_detector: str = "mtcnn"
+    face_embedder: str = "facenet"
+    face_weights: str | None = None
+    device: str | None = None
     task_timeout_s: float = 60.0
     worker_memory_mb: int = 2048
     batch_size: int = 64
@@ -48,6 +58,7 @@ class IngestConfig:
     def provenance(self) -> dict[str, Any]:
         data = asdict(self)
         data.pop("workers")  # parallelism does not change results
+        data.pop("device")  # recorded separately, in the run's environment
         return data
 
 
@@ -75,10 +86,12 @@ def run_ingest(case_dir: Path, config: IngestConfig, progress: bool = True) -> d
         writer.begin_run("ingest", run_environment(), config.provenance(), config_hash(config.provenance()))
         old_handlers = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
+            faces = _open_face_stage(writer, config) if config.faces else None
             source_ids = [_discover(writer, root) for root in config.sources]
             writer.commit()
-            interrupted = _process(writer, config, stop, progress)
-            summary = ingest_summary(conn, source_ids, writer.run_id, time.monotonic() - started)
+            interrupted = _process(writer, config, stop, progress, faces)
+            summary = ingest_summary(conn, source_ids, writer.run_id, time.monotonic() - started,
+                                     faces_enabled=config.faces)
             if interrupted:
                 summary["status"] = "interrupted"
                 writer.end_run("interrupted", summary)
@@ -98,6 +111,30 @@ def run_ingest(case_dir: Path, config: IngestConfig, progress: bool = True) -> d
             conn.close()
 
 
+@dataclass
+class _Faces:
+    stage: Any
+    detector_key: str
+    embedder_key: str
+
+
+def _open_face_stage(writer: CaseWriter, config: IngestConfig) -> _Faces:
+    """Load face models before any work: missing weights stop the run here (exit 3), not hours in."""
+    from vidpipe.extract.faces import get_detector, get_embedder
+    from vidpipe.models.device import configure_cpu_threads, select_device
+    from vidpipe.pipeline.face_stage import FaceStage
+
+    device = select_device(config.device)
+    if device == "cpu":
+        configure_cpu_threads()
+    detector = get_detector(config.face_detector, device=device)
+    embedder = get_embedder(config.face_embedder, device=device, weights=config.face_weights)
+    detector_key = writer.register_model("face_detector", {**detector.weights_info(), "device": device})
+    embedder_key = writer.register_model("face_embedder", {**embedder.weights_info(), "device": device})
+    writer.commit()
+    return _Faces(FaceStage(detector, embedder), detector_key, embedder_key)
+
+
 def _discover(writer: CaseWriter, root: str) -> int:
     source = source_for(root)
     source_id = writer.register_source(source.root_bytes)
@@ -112,8 +149,8 @@ def _discover(writer: CaseWriter, root: str) -> int:
 class _Scheduler:
     """Turns case state into tasks and results into new tasks."""
 
-    def __init__(self, writer: CaseWriter, config: IngestConfig, pool: SandboxPool) -> None:
-        self.writer, self.config, self.pool = writer, config, pool
+    def __init__(self, writer: CaseWriter, config: IngestConfig, pool: SandboxPool, faces: _Faces | None) -> None:
+        self.writer, self.config, self.pool, self.faces = writer, config, pool, faces
         self.conn = writer.conn
         self.in_flight_content: set[str] = set()
         self.deferred_archives: set[str] = set()
@@ -150,11 +187,21 @@ class _Scheduler:
             return
         ref = ItemRef.from_blob(row["ref"])
         task = ContentTask(sha256, ref, row["label"], row["kind"], self.config.archive_limits,
-                           {"max_pixels": self.config.max_pixels})
+                           {"max_pixels": self.config.max_pixels, "faces": self.faces is not None})
         self.in_flight_content.add(sha256)
         self.pool.submit(("content", sha256, row["source_id"], row["depth"], row["ref"]), "content", task,
                          _hash_timeout(row["size"], self.config.task_timeout_s))
         self.submitted += 1
+
+    def _on_face_input(self, sha256: str, result: Any) -> None:
+        from vidpipe.pipeline.face_stage import FaceInput, FaceOutput
+
+        if isinstance(result, FaceInput):
+            self.faces.stage.submit(result)
+            return
+        reason = result.reason if isinstance(result, (ContentResult, TaskFailure)) else "face_decode"
+        self.writer.apply_faces(FaceOutput(sha256, None, error=f"face_decode:{reason}"),
+                                self.faces.detector_key, self.faces.embedder_key)
 
     def on_result(self, key: tuple, result: Any) -> None:
         if key[0] == "hash":
@@ -175,6 +222,9 @@ class _Scheduler:
                     self.schedule_content(sha256, filetype.KIND_ARCHIVE)
                 self.deferred_archives.clear()
             return
+        if key[0] == "face_input":
+            self._on_face_input(key[1], result)
+            return
         _, sha256, source_id, depth, ref_blob = key
         self.in_flight_content.discard(sha256)
         if isinstance(result, TaskFailure):
@@ -183,22 +233,44 @@ class _Scheduler:
             return
         assert isinstance(result, ContentResult)
         self.writer.apply_content(result, (source_id, ItemRef.from_blob(ref_blob), depth))
+        if self.faces is not None:
+            for face_input in result.face_inputs:
+                self.faces.stage.submit(face_input)
         if result.members:
             self.writer.commit()
             self.schedule_pending_items()
 
 
-def _process(writer: CaseWriter, config: IngestConfig, stop: _StopFlag, progress: bool) -> bool:
+def _schedule_pending_faces(scheduler: "_Scheduler") -> None:
+    """Images whose features are stored but whose faces are not (a run killed in between)."""
+    rows = scheduler.conn.execute(
+        "SELECT m.sha256, m.label, m.kind, m.size FROM media m WHERE m.kind='image' AND m.state='done' "
+        "AND m.status IN ('ok','partial') AND m.width IS NOT NULL "
+        "AND NOT EXISTS (SELECT 1 FROM stages s WHERE s.sha256=m.sha256 AND s.stage='faces')").fetchall()
+    for row in rows:
+        ref_row = scheduler.conn.execute("SELECT ref FROM items WHERE sha256=? ORDER BY locator_bytes LIMIT 1",
+                                         (row["sha256"],)).fetchone()
+        task = ContentTask(row["sha256"], ItemRef.from_blob(ref_row["ref"]), row["label"], row["kind"],
+                           scheduler.config.archive_limits, {"max_pixels": scheduler.config.max_pixels, "faces": True})
+        scheduler.pool.submit(("face_input", row["sha256"]), "face_input", task,
+                              _hash_timeout(row["size"], scheduler.config.task_timeout_s))
+        scheduler.submitted += 1
+
+
+def _process(writer: CaseWriter, config: IngestConfig, stop: _StopFlag, progress: bool,
+             faces: _Faces | None = None) -> bool:
     """Run every pending task; return True when stopped by a signal."""
     limits = SandboxLimits(memory_bytes=config.worker_memory_mb * 1024**2, base_timeout_s=config.task_timeout_s)
     bar = _progress_bar(progress)
     with SandboxPool(WORKER_FUNCTIONS, config.workers, limits) as pool:
-        scheduler = _Scheduler(writer, config, pool)
+        scheduler = _Scheduler(writer, config, pool, faces)
         scheduler.schedule_pending_items()
         scheduler.schedule_pending_content()
+        if faces is not None:
+            _schedule_pending_faces(scheduler)
         last_commit = time.monotonic()
         stopping = False
-        while pool.pending:
+        while pool.pending or (faces is not None and faces.stage.pending):
             if stop.signum is not None and not stopping:
                 stopping = True
                 pool.drop_queued()  # finish what is in flight, start nothing new
@@ -207,12 +279,24 @@ def _process(writer: CaseWriter, config: IngestConfig, stop: _StopFlag, progress
                 if bar is not None:
                     bar.total = max(bar.total or 0, scheduler.submitted)
                     bar.update(1)
+            if faces is not None:
+                for output in faces.stage.results():
+                    writer.apply_faces(output, faces.detector_key, faces.embedder_key)
+                    if bar is not None:
+                        bar.set_postfix_str(f"faces pending {faces.stage.pending}", refresh=False)
+                if not pool.pending and faces.stage.pending:
+                    time.sleep(0.05)
             if stopping:
                 pool.drop_queued()  # results may have scheduled follow-up work
             if writer.uncommitted >= config.batch_size or time.monotonic() - last_commit > config.commit_interval_s:
                 writer.commit()
                 last_commit = time.monotonic()
+        if faces is not None:  # outputs that arrived after the last look
+            for output in faces.stage.results():
+                writer.apply_faces(output, faces.detector_key, faces.embedder_key)
         writer.commit()
+    if faces is not None:
+        faces.stage.close()
     if bar is not None:
         bar.close()
     return stop.signum is not None

@@ -11,7 +11,8 @@ import sqlite3
 from typing import Any
 
 
-def ingest_summary(conn: sqlite3.Connection, source_ids: list[int], run_id: str, elapsed_s: float) -> dict[str, Any]:
+def ingest_summary(conn: sqlite3.Connection, source_ids: list[int], run_id: str, elapsed_s: float,
+                   faces_enabled: bool = False) -> dict[str, Any]:
     marks = ",".join("?" * len(source_ids)) or "NULL"
     rows = conn.execute(
         f"SELECT s.status, s.reason, COUNT(*) AS n FROM item_status s JOIN items i ON i.item_id = s.item_id "
@@ -38,6 +39,13 @@ def ingest_summary(conn: sqlite3.Connection, source_ids: list[int], run_id: str,
         f"SELECT s.reason, COUNT(*) FROM item_status s JOIN items i ON i.item_id = s.item_id "
         f"WHERE i.source_id IN ({marks}) AND s.status='partial' GROUP BY s.reason", source_ids).fetchall())
     faces = _count_if_table(conn, "faces", source_ids)
+    if faces_enabled:
+        # An image whose face stage has not run yet is not finished either.
+        unfinished += conn.execute(
+            f"SELECT COUNT(DISTINCT m.sha256) FROM media m JOIN items i ON i.sha256 = m.sha256 "
+            f"WHERE i.source_id IN ({marks}) AND m.kind='image' AND m.state='done' AND m.width IS NOT NULL "
+            f"AND m.status IN ('ok','partial') AND NOT EXISTS (SELECT 1 FROM stages s WHERE s.sha256 = m.sha256 "
+            f"AND s.stage = 'faces')", source_ids).fetchone()[0]
     frames = _count_if_table(conn, "frames", source_ids)
     return {
         "run_id": run_id,

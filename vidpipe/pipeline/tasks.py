@@ -65,6 +65,7 @@ class ContentResult:
     signals: list[tuple[str, str, int | None]] = field(default_factory=list)  # (signal, hex, quality)
     members: list[MemberEntry] | None = None
     detail: dict[str, Any] = field(default_factory=dict)
+    face_inputs: list[Any] = field(default_factory=list)  # FaceInput for the face stage; never stored
 
 
 def run_hash(task: HashTask) -> HashResult:

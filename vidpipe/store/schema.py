@@ -14,7 +14,7 @@ CREATE TABLE runs (
     command       TEXT NOT NULL,
     started_utc   TEXT NOT NULL,
     ended_utc     TEXT,
-    status        TEXT NOT NULL CHECK (status IN ('running','completed','interrupted','aborted','failed')),
+    status        TEXT NOT NULL CHECK (status IN ('running','completed','incomplete','interrupted','aborted','failed')),
     operator      TEXT,
     argv          TEXT NOT NULL,          -- JSON list
     tool_version  TEXT NOT NULL,
@@ -122,5 +122,99 @@ SELECT i.item_id, i.locator, i.sha256,
 FROM items i LEFT JOIN media m ON m.sha256 = i.sha256;
 """),
 ]
+
+MIGRATIONS.append((2, "faces and model provenance", """
+-- Every model that produced a stored value, keyed by name and the SHA-256 of its weights.
+CREATE TABLE models (
+    model_key      TEXT PRIMARY KEY,      -- name@weights_sha256[:16]
+    name           TEXT NOT NULL,
+    role           TEXT NOT NULL,         -- face_detector | face_embedder | scene_embedder
+    weights_sha256 TEXT,
+    info           TEXT NOT NULL,         -- JSON: licence, training data, versions, alignment
+    first_run      TEXT NOT NULL REFERENCES runs(run_id)
+);
+
+-- One row per detected face. Boxes and landmarks are in the upright image (EXIF orientation
+-- applied), in pixels of the full-resolution image, as a reviewer sees it.
+CREATE TABLE faces (
+    face_id       INTEGER PRIMARY KEY,
+    sha256        TEXT NOT NULL REFERENCES media(sha256),
+    frame_key     TEXT NOT NULL DEFAULT '',   -- '' for an image; the frame time for a video frame
+    video_time_s  REAL,
+    face_index    INTEGER NOT NULL,
+    x1 REAL NOT NULL, y1 REAL NOT NULL, x2 REAL NOT NULL, y2 REAL NOT NULL,
+    det_score     REAL NOT NULL,
+    landmarks     TEXT,                   -- JSON [[x, y] x 5]
+    size_px       REAL,
+    sharpness     REAL,
+    detector      TEXT NOT NULL REFERENCES models(model_key),
+    embedder      TEXT NOT NULL REFERENCES models(model_key),
+    embedding     BLOB NOT NULL,          -- float32 little-endian, L2-normalised
+    run_id        TEXT NOT NULL REFERENCES runs(run_id),
+    UNIQUE (sha256, frame_key, face_index, embedder)
+);
+CREATE INDEX faces_sha256 ON faces(sha256);
+"""))
+
+MIGRATIONS.append((3, "calibrated thresholds and index manifests", """
+-- A threshold measured on labelled data, with the error rates it gives; search shows it.
+CREATE TABLE calibrations (
+    calibration_id INTEGER PRIMARY KEY,
+    kind           TEXT NOT NULL,         -- face | scene | near_dup
+    model_key      TEXT,                  -- the embedder the scores come from
+    threshold      REAL NOT NULL,
+    target         TEXT NOT NULL,         -- e.g. "FAR=0.001"
+    far            REAL,                  -- measured false-match rate at the threshold
+    frr            REAL,                  -- measured false-non-match rate at the threshold
+    n_genuine      INTEGER,
+    n_impostor     INTEGER,
+    labels         TEXT,                  -- the labelled set it came from (path + SHA-256)
+    detail         TEXT,                  -- JSON: ROC points
+    created_utc    TEXT NOT NULL,
+    active         INTEGER NOT NULL DEFAULT 1
+);
+"""))
+
+MIGRATIONS.append((4, "review: users, sessions, decisions, hash-chained audit", """
+CREATE TABLE users (
+    user_id       INTEGER PRIMARY KEY,
+    name          TEXT NOT NULL UNIQUE,
+    role          TEXT NOT NULL CHECK (role IN ('examiner','analyst','reviewer','admin')),
+    password_hash TEXT NOT NULL,          -- scrypt$n$r$p$salt$hash
+    created_utc   TEXT NOT NULL,
+    disabled      INTEGER NOT NULL DEFAULT 0
+);
+
+-- A reviewer's decision on one candidate (query vs media item / face). Nothing is "identified"
+-- without one, and every decision names its reviewer.
+CREATE TABLE decisions (
+    decision_id   INTEGER PRIMARY KEY,
+    query_sha256  TEXT NOT NULL,
+    query_face    INTEGER,
+    mode          TEXT NOT NULL,          -- face | scene | near-dup | video
+    media_sha256  TEXT NOT NULL REFERENCES media(sha256),
+    face_id       INTEGER,
+    video_time_s  REAL,
+    score         REAL,
+    threshold     REAL,
+    decision      TEXT NOT NULL CHECK (decision IN ('confirmed','rejected','unsure')),
+    reason        TEXT,
+    reviewer      TEXT NOT NULL,
+    decided_utc   TEXT NOT NULL
+);
+CREATE INDEX decisions_media ON decisions(media_sha256);
+
+-- Append-only audit trail; each entry holds the previous entry's hash (a hash chain).
+CREATE TABLE audit (
+    seq           INTEGER PRIMARY KEY,
+    ts_utc        TEXT NOT NULL,
+    actor         TEXT NOT NULL,
+    action        TEXT NOT NULL,          -- login | logout | search | reveal | decision | export | ...
+    target        TEXT,
+    detail        TEXT,                   -- JSON
+    prev_hash     TEXT NOT NULL,
+    entry_hash    TEXT NOT NULL
+);
+"""))
 
 SCHEMA_VERSION = MIGRATIONS[-1][0]

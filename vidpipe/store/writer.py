@@ -166,3 +166,46 @@ class CaseWriter:
         self._ops += 1
         self.conn.execute("UPDATE items SET state='final', status='failed', reason=? WHERE item_id=?",
                           (reason, item_id))
+
+    # -- faces --------------------------------------------------------------------------------
+    def register_model(self, role: str, info: dict[str, Any]) -> str:
+        """Record a model's provenance once; return its key (name@first 16 hex of its weights hash)."""
+        name = info.get("model") or info.get("name") or role
+        sha = info.get("weights_sha256")
+        key = f"{name}@{(sha or 'unknown')[:16]}"
+        self.conn.execute("INSERT OR IGNORE INTO models(model_key, name, role, weights_sha256, info, first_run) "
+                          "VALUES (?,?,?,?,?,?)", (key, name, role, sha, _json(info), self.run_id))
+        return key
+
+    def apply_faces(self, output: Any, detector_key: str, embedder_key: str) -> None:
+        """Store one image's (or frame's) faces and mark its face stage done, in one transaction."""
+        import numpy as np
+
+        self.begin()
+        self._ops += 1
+        version = f"faces-1:{detector_key}:{embedder_key}"
+        frame_key = "" if output.video_time_s is None else f"{output.video_time_s:.3f}"
+        if output.error:
+            self.conn.execute(
+                "INSERT OR REPLACE INTO stages(sha256, stage, stage_version, status, reason, run_id, done_utc) "
+                "VALUES (?,?,?,?,?,?,?)", (output.sha256, "faces" + (f"@{frame_key}" if frame_key else ""), version,
+                                           "failed", output.error, self.run_id, utc_now()))
+            self.conn.execute("UPDATE media SET status='partial', reason=? WHERE sha256=? AND status='ok'",
+                              (output.error, output.sha256))
+            return
+        self.conn.execute("DELETE FROM faces WHERE sha256=? AND frame_key=? AND embedder=?",
+                          (output.sha256, frame_key, embedder_key))
+        for index, (face, vector) in enumerate(zip(output.faces, output.embeddings)):
+            x1, y1, x2, y2 = (float(v) for v in face.box)
+            self.conn.execute(
+                "INSERT INTO faces(sha256, frame_key, video_time_s, face_index, x1, y1, x2, y2, det_score, landmarks, "
+                "size_px, sharpness, detector, embedder, embedding, run_id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (output.sha256, frame_key, output.video_time_s, index, x1, y1, x2, y2, float(face.det_score),
+                 _json([[round(float(x), 2), round(float(y), 2)] for x, y in face.landmarks]) if face.landmarks else None,
+                 float(face.size_px), float(face.sharpness), detector_key, embedder_key,
+                 np.asarray(vector, dtype="<f4").tobytes(), self.run_id))
+        if not frame_key:
+            self.conn.execute(
+                "INSERT OR REPLACE INTO stages(sha256, stage, stage_version, status, reason, run_id, done_utc) "
+                "VALUES (?,?,?,?,?,?,?)", (output.sha256, "faces", version, "ok", None, self.run_id, utc_now()))
+

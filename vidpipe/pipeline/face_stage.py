@@ -1,0 +1,134 @@
+"""The face stage: batched detection and embedding in one model thread of the writer process.
+
+Decoding happens in the sandboxed workers, which hand over an upright RGB copy of each image
+(long side <= FACE_IMAGE_MAX_SIDE). Models run in a thread, so the writer keeps dispatching and
+committing while torch (which releases the GIL) computes; batches span images, which is where
+the speed comes from (facenet-pytorch's README loop runs one image and one face at a time).
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+FACE_IMAGE_MAX_SIDE = 1600   # crops for the embedder come from this copy; detection downsizes further
+FACE_DECODE_MIN_SIDE = 1024  # JPEG DCT reduction keeps at least this much per side for faces
+BATCH_IMAGES = 16            # images per detector+embedder round
+BATCH_WAIT_S = 0.25          # how long a partial batch waits for more images
+
+
+@dataclass
+class FaceInput:
+    """An upright image for the face stage and how it maps to the full-resolution image."""
+
+    sha256: str
+    pixels: np.ndarray         # RGB uint8 HxWx3
+    scale: float               # pixels width / full-resolution upright width
+    video_time_s: float | None = None
+
+
+@dataclass
+class FaceOutput:
+    sha256: str
+    video_time_s: float | None
+    faces: list = field(default_factory=list)        # DetectedFace, full-resolution coordinates
+    embeddings: np.ndarray | None = None
+    error: str | None = None
+
+
+def make_face_input(sha256: str, upright, video_time_s: float | None = None) -> FaceInput:
+    """Downscale an upright PIL image for the face stage (never upscales)."""
+    from PIL import Image
+
+    scale = min(1.0, FACE_IMAGE_MAX_SIDE / max(upright.size))
+    if scale < 1.0:
+        upright = upright.resize((max(1, round(upright.width * scale)), max(1, round(upright.height * scale))),
+                                 Image.Resampling.BILINEAR)
+    return FaceInput(sha256, np.asarray(upright.convert("RGB"), dtype=np.uint8), scale, video_time_s)
+
+
+class FaceStage:
+    """Owns the detector and embedder; ``submit`` inputs, collect ``results``."""
+
+    def __init__(self, detector, embedder, batch_images: int = BATCH_IMAGES) -> None:
+        self.detector, self.embedder = detector, embedder
+        self.batch_images = batch_images
+        self._inbox: queue.Queue[FaceInput | None] = queue.Queue(maxsize=4 * batch_images)
+        self._outbox: queue.Queue[FaceOutput] = queue.Queue()
+        self._busy = 0
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._loop, name="face-stage", daemon=True)
+        self._thread.start()
+
+    @property
+    def pending(self) -> int:
+        with self._lock:
+            return self._busy
+
+    def submit(self, item: FaceInput) -> None:
+        with self._lock:
+            self._busy += 1
+        self._inbox.put(item)
+
+    def results(self) -> list[FaceOutput]:
+        out = []
+        while True:
+            try:
+                out.append(self._outbox.get_nowait())
+            except queue.Empty:
+                return out
+
+    def close(self) -> None:
+        self._inbox.put(None)
+        self._thread.join(timeout=600)
+
+    def _loop(self) -> None:
+        stop = False
+        while not stop:
+            first = self._inbox.get()
+            if first is None:
+                return
+            batch = [first]
+            deadline = time.monotonic() + BATCH_WAIT_S
+            while len(batch) < self.batch_images:
+                try:
+                    item = self._inbox.get(timeout=max(0.0, deadline - time.monotonic()))
+                except queue.Empty:
+                    break
+                if item is None:
+                    stop = True
+                    break
+                batch.append(item)
+            for output in self._run(batch):
+                self._outbox.put(output)
+            with self._lock:
+                self._busy -= len(batch)
+
+    def _run(self, batch: list[FaceInput]) -> list[FaceOutput]:
+        try:
+            images = [item.pixels for item in batch]
+            detections = self.detector.detect_batch(images)
+            embeddings = self.embedder.embed_batch(list(zip(images, detections)))
+        except Exception as exc:  # noqa: BLE001 - a failed batch fails its images, not the run
+            if len(batch) > 1:  # isolate the image that broke the batch
+                return [out for item in batch for out in self._run([item])]
+            return [FaceOutput(batch[0].sha256, batch[0].video_time_s, error=f"face_error:{type(exc).__name__}")]
+        outputs = []
+        for item, faces, vectors in zip(batch, detections, embeddings):
+            full = [_rescale(face, 1.0 / item.scale) for face in faces]
+            outputs.append(FaceOutput(item.sha256, item.video_time_s, full, vectors))
+        return outputs
+
+
+def _rescale(face, factor: float):
+    from dataclasses import replace
+
+    if factor == 1.0:
+        return face
+    box = tuple(v * factor for v in face.box)
+    landmarks = tuple((x * factor, y * factor) for x, y in face.landmarks) if face.landmarks else None
+    return replace(face, box=box, landmarks=landmarks, size_px=face.size_px * factor)
