@@ -15,6 +15,7 @@ COMMANDS: list[tuple[str, str]] = [
     ("export", "vidpipe.cli.export"),
     ("report", "vidpipe.cli.report"),
     ("verify", "vidpipe.cli.verify"),
+    ("faces", "vidpipe.cli.faces"),
 ]
 
 
@@ -32,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"vidpipe {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging on stderr")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    for name, module_name in COMMANDS:
+    for _name, module_name in COMMANDS:
         module = importlib.import_module(module_name)
         module.add_parser(sub)
     return parser

@@ -26,6 +26,7 @@ from vidpipe.sources.limits import ArchiveLimits
 from vidpipe.store.casedb import WriteLock, open_case
 from vidpipe.store.writer import CaseWriter
 
+
 def _face_input_entry(task: ContentTask):
     from vidpipe.pipeline.image_task import face_input_task
 
@@ -241,7 +242,7 @@ class _Scheduler:
             self.schedule_pending_items()
 
 
-def _schedule_pending_faces(scheduler: "_Scheduler") -> None:
+def _schedule_pending_faces(scheduler: _Scheduler) -> None:
     """Images whose features are stored but whose faces are not (a run killed in between)."""
     rows = scheduler.conn.execute(
         "SELECT m.sha256, m.label, m.kind, m.size FROM media m WHERE m.kind='image' AND m.state='done' "

@@ -217,4 +217,38 @@ CREATE TABLE audit (
 );
 """))
 
+MIGRATIONS.append((5, "people: face clusters and reviewer constraints", """
+-- Reviewer constraints between two faces; they bind every later clustering run.
+CREATE TABLE face_constraints (
+    face_a        INTEGER NOT NULL REFERENCES faces(face_id),
+    face_b        INTEGER NOT NULL REFERENCES faces(face_id),
+    kind          TEXT NOT NULL CHECK (kind IN ('must_link','cannot_link')),
+    reviewer      TEXT NOT NULL,
+    reason        TEXT,
+    created_utc   TEXT NOT NULL,
+    PRIMARY KEY (face_a, face_b),
+    CHECK (face_a < face_b)
+);
+
+-- The latest clustering: person_id is the smallest face_id in the cluster (stable across runs
+-- while that face stays in it).
+CREATE TABLE face_person (
+    face_id       INTEGER PRIMARY KEY REFERENCES faces(face_id),
+    person_id     INTEGER NOT NULL,
+    clustering_id INTEGER NOT NULL
+);
+CREATE INDEX face_person_person ON face_person(person_id);
+
+CREATE TABLE clusterings (
+    clustering_id INTEGER PRIMARY KEY,
+    created_utc   TEXT NOT NULL,
+    threshold     REAL NOT NULL,
+    threshold_source TEXT NOT NULL,
+    embedder      TEXT,
+    faces         INTEGER NOT NULL,
+    persons       INTEGER NOT NULL,
+    detail        TEXT
+);
+"""))
+
 SCHEMA_VERSION = MIGRATIONS[-1][0]

@@ -1,0 +1,1 @@
+"""People across a case: face clusters under reviewer constraints."""
