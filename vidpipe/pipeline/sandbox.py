@@ -154,7 +154,8 @@ class SandboxPool:
             message = self._receive(slot)
             slot.job = None
             if message is None:
-                code = slot.process.exitcode if not slot.process.is_alive() else None
+                slot.process.join(timeout=2)  # the pipe can close a moment before the exit status exists
+                code = slot.process.exitcode
                 self._replace(i, kill=True)
                 yield key, TaskFailure(_death_reason(code))
                 continue
