@@ -14,10 +14,12 @@ from vidpipe.sources.opener import TooLarge
 HASHER_NAMES = ("phash", "dhash", "pdq")
 
 
-def process_image(task: ContentTask) -> ContentResult:
+def process_image(task: ContentTask, data: bytes | None = None) -> ContentResult:
+    """``data``, when given, are the very bytes that were hashed to ``task.sha256``."""
     stage = "image"
     try:
-        data = read_verified(task)
+        if data is None:
+            data = read_verified(task)
     except ContentChanged:
         return ContentResult(task.sha256, "failed", "content_changed_during_run", stage)
     except TooLarge:

@@ -158,11 +158,15 @@ class _Scheduler:
         self.hash_in_flight = 0
         self.submitted = 0
 
+    def content_options(self) -> dict[str, Any]:
+        return {"max_pixels": self.config.max_pixels, "faces": self.faces is not None}
+
     def schedule_pending_items(self) -> None:
         rows = self.conn.execute("SELECT item_id, ref, size FROM items WHERE state='pending' ORDER BY locator_bytes").fetchall()
         for row in rows:
-            task = HashTask(row["item_id"], ItemRef.from_blob(row["ref"]), self.config.archive_limits)
-            self.pool.submit(("hash", row["item_id"]), "hash", task,
+            task = HashTask(row["item_id"], ItemRef.from_blob(row["ref"]), self.config.archive_limits,
+                            self.content_options())
+            self.pool.submit(("hash", row["item_id"], task), "hash", task,
                              _hash_timeout(row["size"], self.config.task_timeout_s))
             self.hash_in_flight += 1
             self.submitted += 1
@@ -188,7 +192,7 @@ class _Scheduler:
             return
         ref = ItemRef.from_blob(row["ref"])
         task = ContentTask(sha256, ref, row["label"], row["kind"], self.config.archive_limits,
-                           {"max_pixels": self.config.max_pixels, "faces": self.faces is not None})
+                           self.content_options())
         self.in_flight_content.add(sha256)
         self.pool.submit(("content", sha256, row["source_id"], row["depth"], row["ref"]), "content", task,
                          _hash_timeout(row["size"], self.config.task_timeout_s))
@@ -207,7 +211,14 @@ class _Scheduler:
     def on_result(self, key: tuple, result: Any) -> None:
         if key[0] == "hash":
             self.hash_in_flight -= 1
-            item_id = key[1]
+            item_id, task = key[1], key[2]
+            if isinstance(result, TaskFailure) and task.content_options is not None:
+                # The decoder, not the read, may have died: hash alone, then run the content stage
+                # on its own so that the failure lands on the content record, digests kept.
+                retry = HashTask(task.item_id, task.ref, task.limits, None)
+                self.pool.submit(("hash", item_id, retry), "hash", retry, self.config.task_timeout_s * 4)
+                self.hash_in_flight += 1
+                return
             if isinstance(result, TaskFailure):
                 self.writer.fail_item(item_id, result.reason)
             else:
@@ -216,8 +227,11 @@ class _Scheduler:
                 if result.ok:
                     state = self.conn.execute("SELECT state, kind FROM media WHERE sha256=?",
                                               (result.sha256,)).fetchone()
-                    if state["state"] == "pending":
-                        self.schedule_content(result.sha256, state["kind"])
+                    if state["state"] == "pending" and result.sha256 not in self.in_flight_content:
+                        if result.content is not None:
+                            self._apply_content(result.content, None)
+                        else:
+                            self.schedule_content(result.sha256, state["kind"])
             if self.hash_in_flight == 0 and self.deferred_archives:
                 for sha256 in sorted(self.deferred_archives):
                     self.schedule_content(sha256, filetype.KIND_ARCHIVE)
@@ -233,7 +247,10 @@ class _Scheduler:
             self.writer.fail_content(sha256, stage, result.reason, result.detail)
             return
         assert isinstance(result, ContentResult)
-        self.writer.apply_content(result, (source_id, ItemRef.from_blob(ref_blob), depth))
+        self._apply_content(result, (source_id, ItemRef.from_blob(ref_blob), depth))
+
+    def _apply_content(self, result: ContentResult, members_source: tuple | None) -> None:
+        self.writer.apply_content(result, members_source)
         if self.faces is not None:
             for face_input in result.face_inputs:
                 self.faces.stage.submit(face_input)

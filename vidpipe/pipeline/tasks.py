@@ -21,9 +21,13 @@ MAX_IMAGE_BYTES = 512 * 1024**2  # an image file larger than this is not decoded
 
 @dataclass(frozen=True)
 class HashTask:
+    """Hash an item; with ``content_options`` also derive the content's features from the same
+    bytes (images and videos; archives wait, see the runner), saving a second read and hash."""
+
     item_id: int
     ref: ItemRef
     limits: ArchiveLimits
+    content_options: dict[str, Any] | None = None
 
 
 @dataclass
@@ -39,6 +43,7 @@ class HashResult:
     label: str | None = None
     kind: str | None = None
     ext_mismatch: bool = False
+    content: ContentResult | None = None
 
 
 @dataclass(frozen=True)
@@ -72,7 +77,12 @@ def run_hash(task: HashTask) -> HashResult:
     """Read an item once: MD5, SHA-1, SHA-256, size and type by content."""
     try:
         with open_item(task.ref, task.limits) as stream:
-            digests, _ = digest_stream(stream)
+            keep = 0
+            if task.content_options is not None:
+                # Keep the bytes only for images: they are decoded from exactly what was hashed.
+                kind = filetype.sniff(stream.peek(filetype.SNIFF_BYTES)[:filetype.SNIFF_BYTES]).kind
+                keep = MAX_IMAGE_BYTES if kind in (filetype.KIND_IMAGE, filetype.KIND_RAW) else 0
+            digests, data = digest_stream(stream, keep_bytes=keep)
     except NotRegularFile:
         return HashResult(task.item_id, False, "not_regular_file")
     except ArchiveError as exc:
@@ -82,19 +92,26 @@ def run_hash(task: HashTask) -> HashResult:
     except OSError as exc:
         return HashResult(task.item_id, False, f"read_error:{exc.errno or type(exc).__name__}")
     ftype = filetype.refine_with_extension(filetype.sniff(digests.head), task.ref.extension)
-    return HashResult(task.item_id, True, None, digests.md5, digests.sha1, digests.sha256, digests.size,
-                      ftype.mime, ftype.label, ftype.kind, filetype.extension_mismatch(ftype, task.ref.extension))
+    result = HashResult(task.item_id, True, None, digests.md5, digests.sha1, digests.sha256, digests.size,
+                        ftype.mime, ftype.label, ftype.kind, filetype.extension_mismatch(ftype, task.ref.extension))
+    if task.content_options is not None and ftype.kind != filetype.KIND_ARCHIVE:
+        content_task = ContentTask(digests.sha256, task.ref, ftype.label, ftype.kind, task.limits,
+                                   task.content_options)
+        result.content = run_content(content_task, data)
+    return result
 
 
-def run_content(task: ContentTask) -> ContentResult:
-    """Dispatch by media kind. Every path ends in a result; nothing is raised to the pool."""
+def run_content(task: ContentTask, data: bytes | None = None) -> ContentResult:
+    """Dispatch by media kind. Every path ends in a result; nothing is raised to the pool.
+
+    ``data`` are the item's bytes when the caller already holds them (already hashed)."""
     started = time.perf_counter()
     if task.kind == filetype.KIND_ARCHIVE:
         result = _archive(task)
     elif task.kind in (filetype.KIND_IMAGE, filetype.KIND_RAW):
         from vidpipe.pipeline.image_task import process_image
 
-        result = process_image(task)
+        result = process_image(task, data)
     elif task.kind == filetype.KIND_VIDEO:
         from vidpipe.pipeline.video_task import probe_video
 

@@ -61,7 +61,12 @@ def open_item(ref: ItemRef, limits: ArchiveLimits) -> BinaryIO:
 
 def read_capped(stream: BinaryIO, cap: int) -> bytes:
     """Read a whole stream, refusing more than ``cap`` bytes."""
-    data = stream.read(cap + 1)
-    if len(data) > cap:
-        raise TooLarge(f"item exceeds {cap} bytes")
-    return data
+    chunks, total = [], 0
+    while True:
+        chunk = stream.read(min(1024 * 1024, cap + 1 - total))
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+        total += len(chunk)
+        if total > cap:
+            raise TooLarge(f"item exceeds {cap} bytes")
