@@ -136,3 +136,15 @@ def test_usage_and_missing_case_exit_codes(tmp_path) -> None:
     assert run_cli("ingest", "--case", str(tmp_path), check=False).returncode == 2
     assert run_cli("report", "--case", str(tmp_path / "nope"), check=False).returncode == 2
     assert run_cli("ingest", str(tmp_path / "missing"), "--case", str(tmp_path / "c"), check=False).returncode == 2
+
+
+def test_vics_export_lists_every_content_with_hashes(ingested) -> None:
+    _, case, _, _ = ingested
+    doc = json.loads(run_cli("export", "--case", str(case), "--format", "vics").stdout)
+    media = doc["value"][0]["Media"]
+    records = [r for r in export_records(case) if r["sha256"]]
+    assert len(media) == len(records)
+    by_sha = {m["SHA256"]: m for m in media}
+    for r in records:
+        assert by_sha[r["sha256"]]["MD5"] == r["md5"].upper()
+        assert by_sha[r["sha256"]]["Category"] is None  # vidpipe never categorises

@@ -12,19 +12,22 @@ from vidpipe.cli.output import info
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("export", help="export one record per source file (JSONL or CSV)")
+    p = sub.add_parser("export", help="export one record per source file (JSONL, CSV or Project VIC JSON)")
     p.add_argument("--case", required=True, type=Path)
-    p.add_argument("--format", required=True, choices=["jsonl", "csv"])
+    p.add_argument("--format", required=True, choices=["jsonl", "csv", "vics"])
     p.add_argument("--out", type=Path, help="output file (default: stdout)")
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from vidpipe.reporting.export import write_csv, write_jsonl
+    from functools import partial
+
+    from vidpipe.reporting.export import write_csv, write_jsonl, write_vics
     from vidpipe.store.casedb import open_case_readonly
 
-    _, conn = open_case_readonly(args.case)
-    write = write_jsonl if args.format == "jsonl" else write_csv
+    paths, conn = open_case_readonly(args.case)
+    write = {"jsonl": write_jsonl, "csv": write_csv,
+             "vics": partial(write_vics, case_name=paths.root.name)}[args.format]
     if args.out is None:
         write(conn, sys.stdout)
         return 0

@@ -121,3 +121,36 @@ def write_csv(conn: sqlite3.Connection, out: TextIO) -> int:
 
 def default_export_name(fmt: str) -> str:
     return os.path.join(os.getcwd(), f"export.{fmt}")
+
+
+def write_vics(conn: sqlite3.Connection, out: TextIO, case_name: str) -> int:
+    """Project VIC (VICS data model 1.3 style) JSON: one Media entry per unique content.
+
+    vidpipe does not categorise material, so ``Category`` is null; a receiving tool or a reviewer
+    assigns it. Paths are given relative to their evidence source where possible.
+    """
+    media = []
+    for n, r in enumerate(iter_records(conn), 1):
+        if r["sha256"] is None:
+            continue
+        path = r["paths"][0] if r["paths"] else ""
+        exif = r.get("exif") or {}
+        gps = exif.get("gps") or {}
+        entry = {
+            "MediaID": n, "Category": None, "MD5": r["md5"].upper(), "SHA1": r["sha1"].upper(),
+            "SHA256": r["sha256"], "MediaSize": r["size"], "FileName": os.path.basename(path.split("!")[-1]),
+            "FilePath": path, "MimeType": r["mime"], "IsDistributed": None, "Series": None,
+            "DateUpdated": None,
+        }
+        if r.get("hashes") and r["hashes"].get("pdq"):
+            entry["PDQ"] = r["hashes"]["pdq"]
+        if exif.get("make") or exif.get("model") or gps:
+            entry["Exifs"] = [{"Make": exif.get("make"), "Model": exif.get("model"),
+                               "SerialNumber": exif.get("serial"), "DateTimeOriginal": exif.get("datetime_original"),
+                               "Latitude": gps.get("lat"), "Longitude": gps.get("lon")}]
+        media.append(entry)
+    doc = {"odata.metadata": "http://github.com/VICSDATAMODEL/ProjectVic/DataModels/1.3.xml#Cases",
+           "value": [{"CaseID": case_name, "SourceApplicationName": "vidpipe", "Media": media}]}
+    json.dump(doc, out, indent=1)
+    out.write("\n")
+    return len(media)
