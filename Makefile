@@ -44,7 +44,7 @@ test-fast: setup  ## tests without the slow ones (kill test, big corpora)
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
 bench: setup  ## benchmarks against named baselines measured in the same run
-	$(PY) -m bench.ingest_bench
+	$(PY) -m bench
 
 lint: setup  ## ruff
 	$(VENV)/bin/ruff check vidpipe indexer ui tests bench tools

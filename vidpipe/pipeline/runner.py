@@ -121,6 +121,11 @@ class _Faces:
 
 def _open_face_stage(writer: CaseWriter, config: IngestConfig) -> _Faces:
     """Load face models before any work: missing weights stop the run here (exit 3), not hours in."""
+    import os
+
+    # The model thread shares the CPUs with the decode workers: idle OpenMP threads must sleep,
+    # not spin (must be set before torch starts its thread pool).
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from vidpipe.extract.faces import get_detector, get_embedder
     from vidpipe.models.device import configure_cpu_threads, select_device
     from vidpipe.pipeline.face_stage import FaceStage
