@@ -15,7 +15,11 @@ COMMANDS: list[tuple[str, str]] = [
     ("export", "vidpipe.cli.export"),
     ("report", "vidpipe.cli.report"),
     ("verify", "vidpipe.cli.verify"),
+    ("search", "vidpipe.cli.search"),
+    ("calibrate", "vidpipe.cli.calibrate"),
     ("faces", "vidpipe.cli.faces"),
+    ("ui", "vidpipe.cli.ui"),
+    ("user", "vidpipe.cli.user"),
 ]
 
 

@@ -24,13 +24,15 @@ def run(args: argparse.Namespace) -> int:
     from vidpipe.store.casedb import open_case_readonly
 
     paths, conn = open_case_readonly(args.case)
-    result = verify_case(conn, workers=args.workers, rehash=not args.no_rehash)
+    result = verify_case(conn, workers=args.workers, rehash=not args.no_rehash, indexes_dir=paths.indexes)
     result["case"] = str(paths.root)
     if args.json:
         emit_json(result)
     else:
         for name, check in result["checks"].items():
             info(f"{'PASS' if check['ok'] else 'FAIL'}  {name}: "
-                 + ", ".join(f"{k}={v}" for k, v in check.items() if k != "ok" and not isinstance(v, list)))
+                 + ", ".join(f"{k}={v}" for k, v in check.items() if k != "ok" and not isinstance(v, (list, dict))))
+            for sub_name, sub_check in (check.get("indexes") or {}).items():
+                info(f"        {sub_name}: {sub_check['status']} (index {sub_check['index']}, database {sub_check['db']})")
         info("case verified" if result["ok"] else "case verification FAILED")
     return 0 if result["ok"] else EXIT_ERROR

@@ -13,17 +13,6 @@ from vidpipe.people.cluster import ClusterResult, cluster_faces
 from vidpipe.store.casedb import utc_now
 
 
-def active_face_threshold(conn: sqlite3.Connection, embedder_key: str | None) -> tuple[float, dict] | None:
-    """The active face calibration for this embedder, if one was made (``vidpipe calibrate faces``)."""
-    row = conn.execute("SELECT calibration_id, threshold, target, far, frr FROM calibrations WHERE kind='face' "
-                       "AND active=1 AND (model_key IS ? OR model_key=?) ORDER BY calibration_id DESC LIMIT 1",
-                       (embedder_key, embedder_key)).fetchone()
-    if row is None:
-        return None
-    return float(row["threshold"]), {"calibration_id": row["calibration_id"], "target": row["target"],
-                                     "far": row["far"], "frr": row["frr"]}
-
-
 def load_faces(conn: sqlite3.Connection) -> tuple[str | None, list[int], np.ndarray, list[tuple[int, int]]]:
     """(embedder key, face ids, embeddings, same-picture cannot-links) for the case's main embedder."""
     row = conn.execute("SELECT embedder, COUNT(*) n FROM faces GROUP BY embedder ORDER BY n DESC LIMIT 1").fetchone()
@@ -65,12 +54,13 @@ def run_clustering(conn: sqlite3.Connection, threshold: float | None = None) -> 
     if threshold is not None:
         source = {"source": "command line"}
     else:
-        calibrated = active_face_threshold(conn, embedder)
-        if calibrated is None:
-            raise UsageError("no face calibration in this case: run `vidpipe calibrate faces --case DIR --labels CSV` "
-                             "or pass --threshold")
-        threshold, source = calibrated
-        source["source"] = "calibration"
+        from indexer.search import face_threshold
+
+        threshold, source = face_threshold(conn, embedder or "")
+        if threshold is None:
+            raise UsageError("no face calibration for this embedder: run `vidpipe calibrate faces --case DIR "
+                             "--labels CSV` or pass --threshold")
+        source["source"] = "calibration" if source.get("calibration_id") else "default calibration"
     must, cannot = reviewer_constraints(conn)
     result: ClusterResult = cluster_faces(ids, vectors, threshold, cannot_link=same_picture + cannot, must_link=must)
     conn.execute("BEGIN IMMEDIATE")

@@ -98,6 +98,8 @@ def run_ingest(case_dir: Path, config: IngestConfig, progress: bool = True) -> d
                 writer.end_run("interrupted", summary)
                 raise Interrupted(f"interrupted by signal {stop.signum}; the case is consistent; "
                                   "run the same command again to resume")
+            if summary["status"] == "completed":
+                summary["indexes"] = _refresh_indexes(paths, conn)
             writer.end_run(summary["status"], summary)
             return summary
         except Interrupted:
@@ -139,6 +141,14 @@ def _open_face_stage(writer: CaseWriter, config: IngestConfig) -> _Faces:
     embedder_key = writer.register_model("face_embedder", {**embedder.weights_info(), "device": device})
     writer.commit()
     return _Faces(FaceStage(detector, embedder), detector_key, embedder_key)
+
+
+def _refresh_indexes(paths, conn) -> dict[str, Any]:
+    """Bring the FAISS indexes up to date with the case (derived data; search would do it too)."""
+    from indexer.build import ensure_indexes
+
+    handles = ensure_indexes(paths, conn)
+    return {name: {"vectors": len(h.index), "status": h.status} for name, h in handles.items()}
 
 
 def _discover(writer: CaseWriter, root: str) -> int:

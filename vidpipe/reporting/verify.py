@@ -11,7 +11,8 @@ from vidpipe.sources.base import ItemRef
 from vidpipe.sources.limits import ArchiveLimits
 
 
-def verify_case(conn: sqlite3.Connection, workers: int = 2, rehash: bool = True) -> dict[str, Any]:
+def verify_case(conn: sqlite3.Connection, workers: int = 2, rehash: bool = True,
+                indexes_dir=None) -> dict[str, Any]:
     """Run every check; ``ok`` is True only when all pass."""
     checks: dict[str, Any] = {}
     integrity = [r[0] for r in conn.execute("PRAGMA integrity_check")]
@@ -24,6 +25,11 @@ def verify_case(conn: sqlite3.Connection, workers: int = 2, rehash: bool = True)
         .fetchone()[0]
     checks["accounting"] = {"ok": unfinished == 0 and final == total, "items": total, "final": final,
                             "unfinished": unfinished}
+    if indexes_dir is not None:
+        from indexer.build import index_counts
+
+        counts = index_counts(conn, indexes_dir)
+        checks["indexes"] = {"ok": all(c["ok"] for c in counts.values()), "indexes": counts}
     if rehash:
         checks["evidence_hashes"] = _rehash(conn, workers)
     return {"ok": all(c["ok"] for c in checks.values()), "checks": checks}

@@ -1,0 +1,248 @@
+"""Build, check and rebuild the case's indexes from case.sqlite (the system of record).
+
+Indexes and the ids they hold:
+
+- ``face``: one vector per row of ``faces`` for one embedder (``params.model_key``); id =
+  ``faces.face_id`` (INTEGER PRIMARY KEY, so stable: SQLite never renumbers it).
+- ``pdq``: one 256-bit code per media item with a PDQ hash of quality >= 50 (Meta: lower-quality
+  hashes are too featureless to match on); id = ``media.rowid``. Low-quality PDQ hashes stay in
+  the database and near-dup search still reports exact (distance 0) matches on them via SQL.
+- ``phash``: one 64-bit pHash per media item; id = ``media.rowid``.
+
+``media.rowid`` is implicit (``media`` has a TEXT primary key), so a VACUUM could renumber it;
+the database fingerprint covers count, sum and max of the ids, so an index whose ids no longer
+mean the same rows is detected as stale and rebuilt, never used.
+
+The fingerprint: schema version, these build rules' version, the filter, and a digest over
+(run, count, sum of ids, max id) of the source rows grouped by run. Rows are only added or
+replaced by runs, so any change to what an index should hold changes the fingerprint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from indexer.base import Index
+from indexer.binary_index import BinaryIndex, codes_from_hex
+from indexer.float_index import FloatIndex, choose_float_kind
+from indexer.store import Manifest, check_files, load_index, save_index
+from vidpipe.extract.hashers import PDQ_MIN_QUALITY
+
+log = logging.getLogger(__name__)
+
+INDEX_NAMES = ("face", "pdq", "phash")
+BUILD_RULES_VERSION = 1            # bump when what goes into an index changes
+SIGNAL_BITS = {"pdq": 256, "phash": 64}
+FACE_DIM_DEFAULT = 512             # FaceNet InceptionResnetV1, the default embedder (used for an empty index)
+_CHUNK = 4096
+
+
+@dataclass
+class IndexHandle:
+    """A ready index and how it got here: "loaded", "built" (none before), "rebuilt" (bad or stale
+    file quarantined), or "memory" (built, but the indexes folder could not be written)."""
+
+    name: str
+    index: Index
+    manifest: Manifest | None
+    status: str
+    reason: str | None
+    params: dict
+
+    def describe(self) -> dict:
+        """For search output: which structure answered and whether it is exhaustive."""
+        return {"name": self.name, "kind": self.index.kind, "exact": bool(self.index.exact),
+                "vectors": len(self.index), "status": self.status, "reason": self.reason,
+                "generation": self.manifest.generation if self.manifest else None}
+
+
+def schema_version(conn: sqlite3.Connection) -> int:
+    row = conn.execute("SELECT max(version) FROM schema_migrations").fetchone()
+    return int(row[0] or 0)
+
+
+def face_model_keys(conn: sqlite3.Connection) -> dict[str, int]:
+    """Embedder model_key -> number of stored face vectors."""
+    return {r[0]: r[1] for r in conn.execute("SELECT embedder, count(*) FROM faces GROUP BY embedder ORDER BY embedder")}
+
+
+def dominant_face_model(conn: sqlite3.Connection) -> str | None:
+    """The embedder with the most faces in the case (ties: the smallest key), or None."""
+    keys = face_model_keys(conn)
+    return max(sorted(keys), key=lambda k: keys[k]) if keys else None
+
+
+def _source_params(conn: sqlite3.Connection, name: str, face_model_key: str | None) -> dict:
+    if name == "face":
+        return {"model_key": face_model_key if face_model_key is not None else dominant_face_model(conn)}
+    if name == "pdq":
+        return {"signal": "pdq", "min_quality": PDQ_MIN_QUALITY}
+    if name == "phash":
+        return {"signal": "phash"}
+    raise ValueError(f"unknown index {name!r}; known: {', '.join(INDEX_NAMES)}")
+
+
+def _signal_where(params: dict) -> tuple[str, tuple]:
+    if "min_quality" in params:
+        return "s.signal = ? AND (s.quality IS NULL OR s.quality >= ?)", (params["signal"], params["min_quality"])
+    return "s.signal = ?", (params["signal"],)
+
+
+def fingerprint(conn: sqlite3.Connection, name: str, params: dict) -> dict:
+    """What the index must reflect, computed from the database (cheap: aggregates only)."""
+    if name == "face":
+        rows = conn.execute("SELECT run_id, count(*), total(face_id), max(face_id) FROM faces WHERE embedder = ? "
+                            "GROUP BY run_id ORDER BY run_id", (params["model_key"],)).fetchall()
+    else:
+        where, args = _signal_where(params)
+        rows = conn.execute("SELECT s.run_id, s.stage_version, count(*), total(m.rowid), max(m.rowid) FROM signals s "
+                            f"JOIN media m ON m.sha256 = s.sha256 WHERE {where} GROUP BY 1, 2 ORDER BY 1, 2",
+                            args).fetchall()
+    groups = [list(r) for r in rows]
+    return {"source": name, "rules": BUILD_RULES_VERSION, "schema_version": schema_version(conn),
+            "filter": {k: v for k, v in params.items()}, "rows": int(sum(r[-3] for r in groups)),
+            "max_id": max((int(r[-1]) for r in groups), default=None),
+            "digest": hashlib.sha256(json.dumps(groups, default=str).encode()).hexdigest()}
+
+
+def _face_rows(conn: sqlite3.Connection, model_key: str | None) -> tuple[np.ndarray, np.ndarray, int]:
+    """(face ids, float32 vectors, rows skipped for a malformed BLOB)."""
+    n = conn.execute("SELECT count(*) FROM faces WHERE embedder = ?", (model_key,)).fetchone()[0]
+    first = conn.execute("SELECT length(embedding) FROM faces WHERE embedder = ? ORDER BY face_id LIMIT 1",
+                         (model_key,)).fetchone()
+    dim = (first[0] // 4) if first and first[0] else FACE_DIM_DEFAULT
+    ids, vectors, kept, skipped = np.empty(n, np.int64), np.empty((n, dim), np.float32), 0, 0
+    cur = conn.execute("SELECT face_id, embedding FROM faces WHERE embedder = ? ORDER BY face_id", (model_key,))
+    while batch := cur.fetchmany(_CHUNK):
+        for face_id, blob in batch:
+            if blob is None or len(blob) != dim * 4:
+                skipped += 1
+                continue
+            ids[kept] = face_id
+            vectors[kept] = np.frombuffer(blob, dtype="<f4")  # stored float32 little-endian
+            kept += 1
+    return ids[:kept], vectors[:kept], skipped
+
+
+def _signal_rows(conn: sqlite3.Connection, params: dict) -> tuple[np.ndarray, np.ndarray, int]:
+    """(media rowids, packed codes, rows skipped for a malformed hex value)."""
+    bits = SIGNAL_BITS[params["signal"]]
+    where, args = _signal_where(params)
+    ids, hexes, skipped = [], [], 0
+    cur = conn.execute(f"SELECT m.rowid, s.value FROM signals s JOIN media m ON m.sha256 = s.sha256 WHERE {where} "
+                       "ORDER BY m.rowid", args)
+    while batch := cur.fetchmany(_CHUNK):
+        for rowid, value in batch:
+            if not isinstance(value, str) or len(value) != bits // 4:
+                skipped += 1
+                continue
+            try:
+                bytes.fromhex(value)
+            except ValueError:
+                skipped += 1
+                continue
+            ids.append(rowid)
+            hexes.append(value)
+    return np.asarray(ids, np.int64), codes_from_hex(hexes, bits), skipped
+
+
+def build_index(conn: sqlite3.Connection, name: str, params: dict) -> tuple[Index, dict]:
+    """A fresh index from the database, plus build statistics for the manifest."""
+    if name == "face":
+        ids, vectors, skipped = _face_rows(conn, params["model_key"])
+        index: Index = FloatIndex(vectors.shape[1], choose_float_kind(len(ids)))
+    else:
+        ids, vectors, skipped = _signal_rows(conn, params)
+        index = BinaryIndex(SIGNAL_BITS[params["signal"]])
+    index.build(ids, vectors)
+    stats = {"skipped_rows": skipped}
+    if name == "pdq":
+        stats["excluded_low_quality"] = conn.execute(
+            "SELECT count(*) FROM signals WHERE signal = 'pdq' AND quality < ?", (params["min_quality"],)).fetchone()[0]
+    return index, stats
+
+
+def _indexes_dir(case) -> Path:
+    from vidpipe.store.casedb import CasePaths
+
+    if isinstance(case, CasePaths):
+        return case.indexes
+    return CasePaths(Path(case).resolve()).indexes
+
+
+def ensure_indexes(case, conn: sqlite3.Connection, kinds=INDEX_NAMES, *,
+                   face_model_key: str | None = None) -> dict[str, IndexHandle]:
+    """Load each requested index if it is intact and current, else (re)build it from the database.
+
+    ``case`` is a case directory or `CasePaths`; ``conn`` may be read-only (only index files are
+    written). ``face_model_key`` picks the embedder whose faces go into the face index (default:
+    the one with the most faces).
+    """
+    directory = _indexes_dir(case)
+    out: dict[str, IndexHandle] = {}
+    for name in kinds:
+        params = _source_params(conn, name, face_model_key)
+        fp = fingerprint(conn, name, params)
+        loaded = load_index(directory, name, fp)
+        if loaded.index is not None:
+            out[name] = IndexHandle(name, loaded.index, loaded.manifest, "loaded", None, params)
+            continue
+        index, stats = build_index(conn, name, params)
+        status = "built" if loaded.problem == "missing" else "rebuilt"
+        try:
+            manifest = save_index(directory, name, index, fp, {**params, **stats},
+                                  previous_generation=loaded.manifest.generation if loaded.manifest else 0)
+        except OSError as exc:  # a read-only case folder still gets correct (in-memory) search
+            log.warning("index %s could not be saved (%s); using it in memory", name, exc)
+            manifest, status = None, "memory"
+        reason = loaded.problem if loaded.problem != "missing" else None
+        out[name] = IndexHandle(name, index, manifest, status, reason, {**params, **stats})
+    return out
+
+
+def _db_rows(conn: sqlite3.Connection, name: str, params: dict) -> int:
+    if name == "face":
+        return conn.execute("SELECT count(*) FROM faces WHERE embedder = ?", (params["model_key"],)).fetchone()[0]
+    where, args = _signal_where(params)
+    return conn.execute(f"SELECT count(*) FROM signals s JOIN media m ON m.sha256 = s.sha256 WHERE {where}",
+                        args).fetchone()[0]
+
+
+def index_counts(conn: sqlite3.Connection, indexes_dir: Path) -> dict:
+    """Per index: vectors in the file (from a checksum-verified manifest) vs rows in the database.
+
+    status: "ok"; "missing" (never built: search builds it); "stale" (the database changed since:
+    search rebuilds it); "corrupt" (checksum/format problem: search quarantines and rebuilds it);
+    "count_mismatch" (current fingerprint but a different count: a real inconsistency).
+    ``ok`` is False only for "corrupt" and "count_mismatch". Reads files; writes nothing.
+    """
+    out = {}
+    for name in INDEX_NAMES:
+        manifest, _, problem = check_files(Path(indexes_dir), name, None)
+        params = _source_params(conn, name, manifest.params.get("model_key") if manifest and name == "face" else None)
+        db_rows = _db_rows(conn, name, params)
+        skipped = int(manifest.params.get("skipped_rows", 0)) if manifest else 0
+        if problem == "missing":
+            status = "missing"
+        elif problem is not None:
+            status = "corrupt"
+        elif manifest.db_fingerprint != fingerprint(conn, name, params):
+            status = "stale"
+        elif manifest.vector_count + skipped != db_rows:
+            status = "count_mismatch"
+        else:
+            status = "ok"
+        out[name] = {"index": manifest.vector_count if manifest and problem is None else None, "db": db_rows,
+                     "skipped": skipped, "status": status, "ok": status not in ("corrupt", "count_mismatch"),
+                     "problem": problem if problem != "missing" else None,
+                     "generation": manifest.generation if manifest else None}
+        if name == "face":
+            out[name]["model_key"] = params["model_key"]
+    return out
