@@ -37,7 +37,7 @@ from vidpipe.errors import MissingDependencyError, UsageError, VidpipeError
 from vidpipe.extract.hashers import PDQ_MATCH_DISTANCE, PDQ_MIN_QUALITY
 
 MODES = ("face", "scene", "near-dup", "video")
-PENDING_MODES = ("scene", "video")
+PENDING_MODES = ("scene",)
 DEFAULT_TOP_K = 20
 QUERY_MAX_BYTES = 512 * 1024 * 1024  # a query is one photo; anything larger is a mistake, not a query
 
@@ -162,7 +162,7 @@ def search(case_dir: Path, query: Path, mode: str, top_k: int = DEFAULT_TOP_K, *
     if mode not in MODES:
         raise UsageError(f"unknown search mode {mode!r}; choose from {', '.join(MODES)}")
     if mode in PENDING_MODES:
-        raise UsageError(f"mode {mode} arrives with the scene/video stage")
+        raise UsageError(f"mode {mode} arrives with the scene stage")
     if top_k < 1:
         raise UsageError("--top-k must be at least 1")
     paths, conn = open_case_readonly(Path(case_dir))
@@ -170,6 +170,8 @@ def search(case_dir: Path, query: Path, mode: str, top_k: int = DEFAULT_TOP_K, *
         qpath, data, file_type = read_query(Path(query))
         if mode == "face":
             return _search_faces(paths, conn, qpath, data, file_type, top_k, models or load_face_models())
+        if mode == "video":
+            return _search_video(conn, qpath, data, file_type, top_k)
         return _search_near_dup(paths, conn, qpath, data, file_type, top_k)
     finally:
         conn.close()
@@ -279,12 +281,20 @@ def _search_near_dup(paths, conn, qpath, data, file_type, top_k) -> dict:
         f"SELECT m.rowid FROM signals s JOIN media m ON m.sha256 = s.sha256 WHERE s.signal = 'pdq' "
         f"AND s.quality < ? AND s.value IN ({marks})", (PDQ_MIN_QUALITY, *pdq_hexes)))
     scored = [_score_near_dup(row, pdq_hexes, phash_hexes, usable_query) for row in _signal_rows(conn, candidates)]
-    scored = sorted((s for s in scored if s), key=lambda s: (-s["score"], s["signal"] != "pdq", s["sha256"]))[:top_k]
+    scored = [s for s in scored if s]
+    if usable_query:  # video keyframes are hashed like stills: a frame of a video can be the copy
+        from indexer.video_search import keyframe_hits
+
+        scored += [{"sha256": h["sha256"], "score": h["score"], "signal": "pdq", "distance": h["distance"],
+                    "above": True, "distances": {"pdq": h["distance"]}, "low_quality": False,
+                    "video_time_s": h["video_time_s"]} for h in keyframe_hits(conn, pdq_hexes, top_k)]
+    scored = sorted(scored, key=lambda s: (-s["score"], s["signal"] != "pdq", s["sha256"],
+                                           s.get("video_time_s") or 0))[:top_k]
     media = _media_info(conn, [s["sha256"] for s in scored])
     results = [{"rank": rank, "score": round(s["score"], 6), "query_face": None,
-                "media": {**media[s["sha256"]], "video_time_s": None}, "box": None, "distance": s["distance"],
-                "signal": s["signal"], "above_threshold": s["above"], "distances": s["distances"],
-                "low_quality": s["low_quality"]} for rank, s in enumerate(scored, 1)]
+                "media": {**media[s["sha256"]], "video_time_s": s.get("video_time_s")}, "box": None,
+                "distance": s["distance"], "signal": s["signal"], "above_threshold": s["above"],
+                "distances": s["distances"], "low_quality": s["low_quality"]} for rank, s in enumerate(scored, 1)]
     threshold = 1.0 - PDQ_MATCH_DISTANCE / 256
     return {"query": {"path": qpath, "mode": "near-dup", "faces": [],
                       "hashes": {"pdq": pdq_hexes[0], "pdq_quality": quality, "phash": phash_hexes[0]}},
@@ -295,6 +305,21 @@ def _search_near_dup(paths, conn, qpath, data, file_type, top_k) -> dict:
             "results": results, "indexes": {name: h.describe() for name, h in handles.items()},
             **({"warnings": [f"query PDQ quality {quality} < {PDQ_MIN_QUALITY}: PDQ matches only exact copies; "
                              "ranked by pHash"]} if not usable_query else {})}
+
+
+def _search_video(conn, qpath, data, file_type, top_k) -> dict:
+    from indexer.video_search import VIDEO_THRESHOLD, VIDEO_THRESHOLD_SOURCE, query_vpdq, search_videos
+
+    query = query_vpdq(data, file_type)
+    hits = search_videos(conn, query, top_k)
+    media = _media_info(conn, [h["sha256"] for h in hits])
+    results = [{"rank": rank, "score": h["score"], "query_face": None,
+                "media": {**media[h["sha256"]], "video_time_s": None}, "box": None,
+                "query_match_percent": h["query_match_percent"],
+                "compared_match_percent": h["compared_match_percent"], "above_threshold": h["above_threshold"]}
+               for rank, h in enumerate(hits, 1)]
+    return {"query": {"path": qpath, "mode": "video", "faces": [], "vpdq_frames": len(query)},
+            "threshold": VIDEO_THRESHOLD, "threshold_source": VIDEO_THRESHOLD_SOURCE, "results": results}
 
 
 def _signal_rows(conn: sqlite3.Connection, rowids: set[int]) -> list[sqlite3.Row]:

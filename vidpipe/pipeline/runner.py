@@ -172,6 +172,7 @@ class _Scheduler:
         self.deferred_archives: set[str] = set()
         self.hash_in_flight = 0
         self.submitted = 0
+        self.video_frames_left: dict[str, int] = {}
 
     def content_options(self) -> dict[str, Any]:
         return {"max_pixels": self.config.max_pixels, "faces": self.faces is not None}
@@ -212,6 +213,18 @@ class _Scheduler:
         self.pool.submit(("content", sha256, row["source_id"], row["depth"], row["ref"]), "content", task,
                          _hash_timeout(row["size"], self.config.task_timeout_s))
         self.submitted += 1
+
+    def on_face_output(self, output: Any) -> None:
+        """Store one image's or keyframe's faces; a video's face stage is done with its last frame."""
+        self.writer.apply_faces(output, self.faces.detector_key, self.faces.embedder_key)
+        if output.video_time_s is None:
+            return
+        left = self.video_frames_left.get(output.sha256, 0) - 1
+        self.video_frames_left[output.sha256] = left
+        if left <= 0:
+            self.video_frames_left.pop(output.sha256, None)
+            self.writer.mark_stage(output.sha256, "faces",
+                                   f"faces-1:{self.faces.detector_key}:{self.faces.embedder_key}")
 
     def _on_face_input(self, sha256: str, result: Any) -> None:
         from vidpipe.pipeline.face_stage import FaceInput, FaceOutput
@@ -267,6 +280,9 @@ class _Scheduler:
     def _apply_content(self, result: ContentResult, members_source: tuple | None) -> None:
         self.writer.apply_content(result, members_source)
         if self.faces is not None:
+            video_frames = sum(1 for f in result.face_inputs if f.video_time_s is not None)
+            if video_frames:
+                self.video_frames_left[result.sha256] = video_frames
             for face_input in result.face_inputs:
                 self.faces.stage.submit(face_input)
         if result.members:
@@ -288,6 +304,11 @@ def _schedule_pending_faces(scheduler: _Scheduler) -> None:
         scheduler.pool.submit(("face_input", row["sha256"]), "face_input", task,
                               _hash_timeout(row["size"], scheduler.config.task_timeout_s))
         scheduler.submitted += 1
+    # A video's keyframes are not stored as pixels: redo its video stage (same values) for the faces.
+    for row in scheduler.conn.execute(
+            "SELECT m.sha256 FROM media m WHERE m.kind='video' AND m.state='done' AND m.status IN ('ok','partial') "
+            "AND NOT EXISTS (SELECT 1 FROM stages s WHERE s.sha256=m.sha256 AND s.stage='faces')").fetchall():
+        scheduler.schedule_content(row["sha256"], "video")
 
 
 def _process(writer: CaseWriter, config: IngestConfig, stop: _StopFlag, progress: bool,
@@ -314,7 +335,7 @@ def _process(writer: CaseWriter, config: IngestConfig, stop: _StopFlag, progress
                     bar.update(1)
             if faces is not None:
                 for output in faces.stage.results():
-                    writer.apply_faces(output, faces.detector_key, faces.embedder_key)
+                    scheduler.on_face_output(output)
                     if bar is not None:
                         bar.set_postfix_str(f"faces pending {faces.stage.pending}", refresh=False)
                 if not pool.pending and faces.stage.pending:
@@ -326,7 +347,7 @@ def _process(writer: CaseWriter, config: IngestConfig, stop: _StopFlag, progress
                 last_commit = time.monotonic()
         if faces is not None:  # outputs that arrived after the last look
             for output in faces.stage.results():
-                writer.apply_faces(output, faces.detector_key, faces.embedder_key)
+                scheduler.on_face_output(output)
         writer.commit()
     if faces is not None:
         faces.stage.close()

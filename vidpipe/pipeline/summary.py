@@ -43,7 +43,8 @@ def ingest_summary(conn: sqlite3.Connection, source_ids: list[int], run_id: str,
         # An image whose face stage has not run yet is not finished either.
         unfinished += conn.execute(
             f"SELECT COUNT(DISTINCT m.sha256) FROM media m JOIN items i ON i.sha256 = m.sha256 "
-            f"WHERE i.source_id IN ({marks}) AND m.kind='image' AND m.state='done' AND m.width IS NOT NULL "
+            f"WHERE i.source_id IN ({marks}) AND ((m.kind='image' AND m.width IS NOT NULL) OR m.kind='video') "
+            f"AND m.state='done' "
             f"AND m.status IN ('ok','partial') AND NOT EXISTS (SELECT 1 FROM stages s WHERE s.sha256 = m.sha256 "
             f"AND s.stage = 'faces')", source_ids).fetchone()[0]
     frames = _count_if_table(conn, "frames", source_ids)

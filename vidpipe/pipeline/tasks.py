@@ -15,7 +15,7 @@ from vidpipe.sources.base import ItemRef
 from vidpipe.sources.limits import ArchiveLimits
 from vidpipe.sources.opener import NotRegularFile, TooLarge, open_item, read_capped
 
-STAGE_VERSIONS = {"image": "image-1", "video_probe": "video-probe-1", "archive": "archive-1", "other": "other-1"}
+STAGE_VERSIONS = {"image": "image-1", "video": "video-1", "archive": "archive-1", "other": "other-1"}
 MAX_IMAGE_BYTES = 512 * 1024**2  # an image file larger than this is not decoded
 
 
@@ -113,9 +113,9 @@ def run_content(task: ContentTask, data: bytes | None = None) -> ContentResult:
 
         result = process_image(task, data)
     elif task.kind == filetype.KIND_VIDEO:
-        from vidpipe.pipeline.video_task import probe_video
+        from vidpipe.pipeline.video_task import process_video
 
-        result = probe_video(task)
+        result = process_video(task)
     else:
         result = _other(task)
     result.detail.setdefault("elapsed_ms", round((time.perf_counter() - started) * 1000, 1))

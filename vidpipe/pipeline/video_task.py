@@ -1,77 +1,78 @@
-"""The video probe stage: container facts through PyAV, local bytes only. Runs in a worker.
+"""The video stage: one decode pass gives container facts, keyframes by shot and interval, and a
+Meta-compatible vPDQ signature; keyframes go on to the face stage. Runs in a worker.
 
-Keyframes, faces and signatures for video come with the video stage; the probe records what
-the container says and whether the first video frame decodes.
+Safety: FFmpeg reads our Python file object with the demuxer named by the sniffed type, so it
+never guesses a format such as HLS or concat that would open other URLs.
 """
 
 from __future__ import annotations
 
-from fractions import Fraction
+from PIL import Image
 
+from vidpipe.extract.hashers import get_hasher
 from vidpipe.pipeline.tasks import ContentResult, ContentTask
 from vidpipe.sources.archive import ArchiveError
 from vidpipe.sources.opener import open_item
 
-# Sniffed label -> FFmpeg demuxer. Passing the demuxer explicitly, over a Python file object,
-# means FFmpeg never guesses a format such as HLS or concat that would open other URLs.
 DEMUXERS = {"MP4": "mp4", "MOV": "mov", "3GP": "3gp", "3G2": "3g2", "MKV": "matroska", "AVI": "avi",
             "MPEG-TS": "mpegts", "MPEG-PS": "mpeg", "FLV": "flv", "ASF": "asf"}
+# Keyframes per video for ingest: each carries pixels to the face stage, so the cap bounds the
+# worker's memory (120 x 1280x720 RGB ~ 330 MB) as well as the work; interval stretches to fit.
+INGEST_MAX_KEYFRAMES = 120
+KEYFRAME_EVERY_S = 2.0
+STAGE = "video"
 
 
-def probe_video(task: ContentTask) -> ContentResult:
-    stage = "video_probe"
+def process_video(task: ContentTask) -> ContentResult:
     demuxer = DEMUXERS.get(task.label)
     if demuxer is None:
-        return ContentResult(task.sha256, "failed", "format_not_allowed", stage)
+        return ContentResult(task.sha256, "failed", "format_not_allowed", STAGE)
+    from vidpipe.video import KeyframeSelector, VideoOpenError, VpdqHasher, open_video, scan
+
     try:
-        import av
-    except ImportError:  # pragma: no cover - av is pinned
-        return ContentResult(task.sha256, "failed", "missing_dependency:av", stage)
-    try:
-        stream = open_item(task.ref, task.limits)
+        fileobj = open_item(task.ref, task.limits)
     except (ArchiveError, OSError) as exc:
-        return ContentResult(task.sha256, "failed", getattr(exc, "reason", "read_error"), stage)
-    with stream:
+        return ContentResult(task.sha256, "failed", getattr(exc, "reason", None) or "read_error", STAGE)
+    on_disk = None if task.ref.members else task.ref.fs_path.decode("utf-8", "surrogateescape")
+    with fileobj:
         try:
-            container = av.open(stream, mode="r", format=demuxer,
-                                options={"protocol_whitelist": "file"}, timeout=10.0)
-        except (av.FFmpegError, ValueError, OSError) as exc:
-            return ContentResult(task.sha256, "failed", "decode_error", stage, detail={"error": str(exc)[:300]})
-        with container:
-            info = _container_info(container)
-            video_streams = [s for s in container.streams if s.type == "video"]
-            if not video_streams:
-                return ContentResult(task.sha256, "failed", "no_video_stream", stage, detail=info)
-            first_ok = _first_frame_decodes(container, video_streams[0])
-    vs = info["video"]
-    status, reason = ("ok", None) if first_ok else ("failed", "decode_error")
-    return ContentResult(task.sha256, status, reason, stage, width=vs.get("width"), height=vs.get("height"),
-                         detail={"video": info})
+            stream = open_video(fileobj, demuxer, on_disk, threads=1)
+        except VideoOpenError as exc:
+            reason = "no_video_stream" if "no video" in str(exc).lower() else "decode_error"
+            return ContentResult(task.sha256, "failed", reason, STAGE, detail={"error": str(exc)[:300]})
+        with stream:
+            selector = KeyframeSelector(stream.nominal_fps or stream.fps, stream.duration_s,
+                                        every_s=KEYFRAME_EVERY_S, max_keyframes=INGEST_MAX_KEYFRAMES)
+            hasher = VpdqHasher(stream.fps)
+            try:
+                scan(stream, selector, hasher)
+            except Exception as exc:  # noqa: BLE001 - a decode error mid-stream keeps what came before
+                selector_partial, error = True, f"{type(exc).__name__}: {exc}"[:300]
+            else:
+                selector_partial, error = stream.partial, None
+            keyframes = selector.finish(partial=selector_partial)
+            info = stream.info()
+            upright_width = stream.height if stream.rotation in (90, 270) else stream.width
+    if not keyframes.keyframes:
+        return ContentResult(task.sha256, "failed", "decode_error", STAGE, detail={"video": info, "error": error})
+    result = ContentResult(task.sha256, "partial" if keyframes.partial else "ok",
+                           "truncated" if keyframes.partial else None, STAGE,
+                           width=info["width"], height=info["height"])
+    phash, pdq = get_hasher("phash"), get_hasher("pdq")
+    frames = []
+    for kf in keyframes.keyframes:
+        img = Image.fromarray(kf.rgb)
+        p = pdq.compute(img)
+        frames.append((kf.time_s, kf.frame_index, kf.shot_id, kf.reason, p.hex, p.quality, phash.compute(img).hex))
+        if task.options.get("faces"):
+            from vidpipe.pipeline.face_stage import FaceInput
 
-
-def _container_info(container) -> dict:
-    info: dict = {"container": container.format.name,
-                  "duration_s": round(container.duration / 1_000_000, 3) if container.duration else None,
-                  "creation_time": container.metadata.get("creation_time"), "video": {}, "audio": None}
-    for s in container.streams:
-        if s.type == "video" and not info["video"]:
-            rate = s.average_rate or s.guessed_rate
-            info["video"] = {"codec": s.codec_context.name, "width": s.codec_context.width,
-                             "height": s.codec_context.height,
-                             "fps": float(rate) if isinstance(rate, Fraction) and rate else None,
-                             "frames": s.frames or None,
-                             "rotation": s.metadata.get("rotate")}
-        elif s.type == "audio" and info["audio"] is None:
-            info["audio"] = {"codec": s.codec_context.name, "sample_rate": s.codec_context.sample_rate}
-    return info
-
-
-def _first_frame_decodes(container, stream) -> bool:
-    import av
-
-    try:
-        for frame in container.decode(stream):
-            return frame.width > 0
-    except (av.FFmpegError, ValueError, OSError, EOFError):
-        return False
-    return False
+            result.face_inputs.append(FaceInput(task.sha256, kf.rgb, kf.rgb.shape[1] / max(1, upright_width),
+                                                round(kf.time_s, 3)))
+    result.detail = {"video": {**info, "keyframes": len(frames), "shots": keyframes.shots,
+                               "cuts_s": [round(c, 3) for c in keyframes.cuts_s], "capped": keyframes.capped,
+                               "keyframe_interval_s": round(keyframes.interval_s, 3),
+                               "vpdq_frames": len(hasher.features), "error": error},
+                     "_keyframe_rows": frames,
+                     "_vpdq_rows": [(f.frame_number, f.quality, f.pdq_hex, f.timestamp_s) for f in hasher.features]}
+    return result

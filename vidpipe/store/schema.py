@@ -251,4 +251,29 @@ CREATE TABLE clusterings (
 );
 """))
 
+MIGRATIONS.append((6, "video keyframes and vPDQ", """
+-- Keyframes chosen per shot and interval; their hashes make video frames searchable like stills.
+CREATE TABLE frames (
+    sha256        TEXT NOT NULL REFERENCES media(sha256),
+    time_s        REAL NOT NULL,          -- exact presentation time from the stream start
+    frame_index   INTEGER NOT NULL,
+    shot_id       INTEGER NOT NULL,
+    reason        TEXT NOT NULL,          -- shot_start | interval
+    pdq           TEXT,
+    pdq_quality   INTEGER,
+    phash         TEXT,
+    PRIMARY KEY (sha256, frame_index)
+);
+
+-- Meta-compatible vPDQ: one PDQ per sampled frame (frame number, quality, hash, timestamp).
+CREATE TABLE vpdq (
+    sha256        TEXT NOT NULL REFERENCES media(sha256),
+    frame_number  INTEGER NOT NULL,
+    quality       INTEGER NOT NULL,
+    pdq           TEXT NOT NULL,
+    time_s        REAL NOT NULL,
+    PRIMARY KEY (sha256, frame_number)
+);
+"""))
+
 SCHEMA_VERSION = MIGRATIONS[-1][0]

@@ -136,6 +136,17 @@ class CaseWriter:
         self._ops += 1
         detail = dict(result.detail)
         detail.pop("elapsed_ms", None)  # timing differs between runs; it is not a property of the evidence
+        frames = detail.pop("_keyframe_rows", None)
+        vpdq = detail.pop("_vpdq_rows", None)
+        if frames is not None:
+            self.conn.execute("DELETE FROM frames WHERE sha256=?", (result.sha256,))
+            self.conn.executemany(
+                "INSERT INTO frames(sha256, time_s, frame_index, shot_id, reason, pdq, pdq_quality, phash) "
+                "VALUES (?,?,?,?,?,?,?,?)", [(result.sha256, *f) for f in frames])
+        if vpdq is not None:
+            self.conn.execute("DELETE FROM vpdq WHERE sha256=?", (result.sha256,))
+            self.conn.executemany("INSERT INTO vpdq(sha256, frame_number, quality, pdq, time_s) VALUES (?,?,?,?,?)",
+                                  [(result.sha256, *f) for f in vpdq])
         self.conn.execute(
             "UPDATE media SET state='done', status=?, reason=?, width=?, height=?, exif=?, detail=?, done_run=? "
             "WHERE sha256=?",
@@ -209,3 +220,9 @@ class CaseWriter:
                 "INSERT OR REPLACE INTO stages(sha256, stage, stage_version, status, reason, run_id, done_utc) "
                 "VALUES (?,?,?,?,?,?,?)", (output.sha256, "faces", version, "ok", None, self.run_id, utc_now()))
 
+    def mark_stage(self, sha256: str, stage: str, version: str, status: str = "ok", reason: str | None = None) -> None:
+        self.begin()
+        self._ops += 1
+        self.conn.execute(
+            "INSERT OR REPLACE INTO stages(sha256, stage, stage_version, status, reason, run_id, done_utc) "
+            "VALUES (?,?,?,?,?,?,?)", (sha256, stage, version, status, reason, self.run_id, utc_now()))

@@ -1,0 +1,76 @@
+"""Video inside ingest and search: keyframes, vPDQ, faces in frames, video and keyframe search."""
+
+from __future__ import annotations
+
+import csv
+import sqlite3
+from pathlib import Path
+
+import av
+import pytest
+from conftest import REPO, run_json
+
+
+@pytest.fixture(scope="module")
+def video_case(tmp_path_factory) -> Path:
+    case = tmp_path_factory.mktemp("video") / "case"
+    summary = run_json("ingest", str(REPO / "sample_media" / "video"), str(REPO / "sample_media" / "photos"),
+                       "--case", str(case), "--json")
+    assert summary["status"] == "completed" and summary["videos"] == 2
+    assert summary["frames"] >= 8  # 4 shots per clip, one keyframe each at least
+    return case
+
+
+def test_keyframes_follow_the_cuts_and_vpdq_samples_each_second(video_case: Path) -> None:
+    conn = sqlite3.connect(video_case / "case.sqlite")
+    for (sha256,) in conn.execute("SELECT sha256 FROM media WHERE kind='video'").fetchall():
+        starts = [t for (t,) in conn.execute("SELECT time_s FROM frames WHERE sha256=? AND reason='shot_start' "
+                                             "ORDER BY time_s", (sha256,))]
+        assert starts == pytest.approx([0.0, 1.6, 3.2, 4.8], abs=0.041)  # cuts at frames 40/80/120 at 25 fps
+        times = [t for (t,) in conn.execute("SELECT time_s FROM vpdq WHERE sha256=? ORDER BY frame_number", (sha256,))]
+        assert times == pytest.approx([0, 1, 2, 3, 4, 5], abs=0.041)
+
+
+def test_a_still_photo_finds_the_person_in_a_video_frame(video_case: Path) -> None:
+    out = run_json("search", "--case", str(video_case), "--query", str(REPO / "sample_media/photos/astronaut.jpg"),
+                   "--mode", "face", "--json")
+    hits = [r for r in out["results"] if r["media"]["kind"] == "video" and r["above_threshold"]]
+    assert {Path(r["media"]["path"]).name for r in hits} == {"clip.mp4", "clip_small.mp4"}
+    for r in hits:
+        assert 1.6 <= r["media"]["video_time_s"] < 3.2  # the astronaut shot
+
+
+def test_video_query_matches_its_reencoded_copy_by_vpdq(video_case: Path) -> None:
+    out = run_json("search", "--case", str(video_case), "--query", str(REPO / "sample_media/video/clip_small.mp4"),
+                   "--mode", "video", "--json")
+    assert out["threshold"] == 0.8
+    matched = {Path(r["media"]["path"]).name for r in out["results"] if r["above_threshold"]}
+    assert matched == {"clip.mp4", "clip_small.mp4"}
+
+
+def test_a_still_frame_finds_the_video_at_its_time(video_case: Path, tmp_path: Path) -> None:
+    still = tmp_path / "frame.png"
+    with av.open(str(REPO / "sample_media/video/clip.mp4")) as container:
+        for frame in container.decode(video=0):
+            if frame.time is not None and frame.time >= 4.8:
+                frame.to_image().save(still)
+                break
+    out = run_json("search", "--case", str(video_case), "--query", str(still), "--mode", "near-dup", "--json")
+    top = out["results"][0]
+    assert top["media"]["kind"] == "video" and top["above_threshold"]
+    assert top["media"]["video_time_s"] == pytest.approx(4.8, abs=0.05)
+
+
+@pytest.mark.slow
+def test_threatexchange_families_do_not_cross(eval_data: Path, tmp_path: Path) -> None:
+    root = eval_data / "videos" / "threatexchange"
+    families = {Path(r["file"]).name: r["family"] for r in csv.DictReader(open(root / "labels.csv"))}
+    case = tmp_path / "te"
+    run_json("ingest", str(root / "sample-videos"), "--case", str(case), "--no-faces", "--json", timeout=900)
+    for query in ("chair-20-sd-bar.mp4", "pattern-sd-grey-bar.mp4"):
+        out = run_json("search", "--case", str(case), "--query", str(root / "sample-videos" / query),
+                       "--mode", "video", "--json")
+        matched = [Path(r["media"]["path"]).name for r in out["results"] if r["above_threshold"]]
+        assert query in matched
+        assert len(matched) >= 2, "a re-encoded copy of the family should match"
+        assert {families[m] for m in matched} == {families[query]}
