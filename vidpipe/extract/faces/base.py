@@ -1,0 +1,99 @@
+"""The face plug-in contract: what a detector returns and what an embedder must do.
+
+Detectors and embedders register by name (see `vidpipe.extract.faces`); every registered plug-in
+passes the shared suite in tests/test_faces_models.py. Models load lazily on first use, so building
+a plug-in is cheap; an embedder checks at construction that its weights file exists, so a missing
+file fails the run at start-up (exit 3), not after hours of decoding.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import ClassVar
+
+import numpy as np
+
+Box = tuple[float, float, float, float]
+Point = tuple[float, float]
+
+
+@dataclass(frozen=True)
+class DetectedFace:
+    """One face found in an image.
+
+    box: x1, y1, x2, y2 in the original image's pixel coordinates, clipped to the image.
+    landmarks: 5 points (left eye, right eye, nose, left and right mouth corner, as seen in the
+    image), or None when the detector gives none.
+    size_px: min(box width, box height). sharpness: variance of the Laplacian of the grey face
+    crop at a fixed size (`quality.sharpness`); higher = sharper.
+    """
+
+    box: Box
+    det_score: float
+    landmarks: tuple[Point, ...] | None
+    size_px: float
+    sharpness: float
+
+    def to_dict(self) -> dict:
+        """JSON-ready dict (lists instead of tuples)."""
+        d = asdict(self)
+        d["box"] = list(self.box)
+        d["landmarks"] = [list(p) for p in self.landmarks] if self.landmarks is not None else None
+        return d
+
+
+def as_rgb_uint8(image: np.ndarray) -> np.ndarray:
+    """Check/convert an image to contiguous RGB uint8 HxWx3 (grey and RGBA are converted, others refused)."""
+    if not isinstance(image, np.ndarray):
+        raise TypeError(f"expected a numpy array, got {type(image).__name__}")
+    if image.dtype != np.uint8:
+        raise ValueError(f"expected uint8 pixels, got {image.dtype}")
+    if image.ndim == 2:
+        image = np.repeat(image[:, :, None], 3, axis=2)
+    elif image.ndim == 3 and image.shape[2] == 4:
+        image = image[:, :, :3]
+    elif image.ndim == 3 and image.shape[2] == 1:
+        image = np.repeat(image, 3, axis=2)
+    if image.ndim != 3 or image.shape[2] != 3 or image.shape[0] < 1 or image.shape[1] < 1:
+        raise ValueError(f"expected an RGB image HxWx3, got shape {image.shape}")
+    return np.ascontiguousarray(image)
+
+
+class FaceDetector(ABC):
+    """Finds faces. Subclasses set `name`/`version` and implement `detect_batch`."""
+
+    name: ClassVar[str]
+    version: ClassVar[str]
+
+    @abstractmethod
+    def detect_batch(self, images: Sequence[np.ndarray]) -> list[list[DetectedFace]]:
+        """Faces in each image (RGB uint8 HxWx3; sizes may differ), one list per image, best first."""
+
+    @abstractmethod
+    def weights_info(self) -> dict:
+        """Provenance: {"model": ..., "weights_sha256": ..., "licence": ...} (and more where known)."""
+
+    def detect(self, image: np.ndarray) -> list[DetectedFace]:
+        """Faces in one image."""
+        return self.detect_batch([image])[0]
+
+
+class FaceEmbedder(ABC):
+    """Turns detected faces into L2-normalised vectors; higher inner product = more similar."""
+
+    name: ClassVar[str]
+    dim: ClassVar[int]
+
+    @abstractmethod
+    def embed_batch(self, items: Sequence[tuple[np.ndarray, Sequence[DetectedFace]]]) -> list[np.ndarray]:
+        """For each (image, faces) item an (n_faces, dim) float32 array, batched across all items."""
+
+    @abstractmethod
+    def weights_info(self) -> dict:
+        """Provenance: {"model": ..., "weights_sha256": ..., "licence": ...} (and more where known)."""
+
+    def embed_faces(self, image: np.ndarray, faces: Sequence[DetectedFace]) -> np.ndarray:
+        """(len(faces), dim) float32, L2-normalised; the embedder does its own alignment and crop."""
+        return self.embed_batch([(image, faces)])[0]
