@@ -18,8 +18,6 @@ COMMANDS: list[tuple[str, str]] = [
     ("search", "vidpipe.cli.search"),
     ("calibrate", "vidpipe.cli.calibrate"),
     ("faces", "vidpipe.cli.faces"),
-    ("ui", "vidpipe.cli.ui"),
-    ("user", "vidpipe.cli.user"),
 ]
 
 
