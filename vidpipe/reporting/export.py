@@ -45,6 +45,7 @@ def iter_records(conn: sqlite3.Connection) -> Iterator[dict[str, Any]]:
         if row["signal"] == "pdq":
             entry["pdq_quality"] = row["quality"]
     faces = _faces_by_sha(conn)
+    hashlist_hits = _hashlist_hits_by_sha(conn)
     for m in conn.execute("SELECT * FROM media ORDER BY sha256"):
         rows = items_by_sha.get(m["sha256"], [])
         paths, paths_b64 = _paths(rows)
@@ -60,6 +61,7 @@ def iter_records(conn: sqlite3.Connection) -> Iterator[dict[str, Any]]:
             "width": m["width"], "height": m["height"],
             "extension_mismatch": any(r["ext_mismatch"] for r in rows),
             "warnings": detail.get("warnings") or [],
+            "hashlist_hits": hashlist_hits.get(m["sha256"], []),
         }
         if paths_b64:
             record["paths_b64"] = paths_b64
@@ -69,7 +71,7 @@ def iter_records(conn: sqlite3.Connection) -> Iterator[dict[str, Any]]:
         paths, paths_b64 = _paths([row])
         record = {"sha256": None, "md5": None, "sha1": None, "paths": paths, "size": None, "mime": None,
                   "kind": row["fs_kind"], "status": row["status"], "reason": row["reason"], "exif": None,
-                  "hashes": None, "faces": [], "video": None}
+                  "hashes": None, "faces": [], "video": None, "hashlist_hits": []}
         if paths_b64:
             record["paths_b64"] = paths_b64
         yield record
@@ -88,6 +90,30 @@ def _faces_by_sha(conn: sqlite3.Connection) -> dict[str, list[dict[str, Any]]]:
     return out
 
 
+def _hashlist_hits_by_sha(conn: sqlite3.Connection) -> dict[str, list[dict[str, Any]]]:
+    """Unsuppressed hits on positive known-hash lists, per media item (a case made before hash lists: {})."""
+    exists = conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='hashlist_hits'").fetchone()
+    if not exists:
+        return {}
+    out: dict[str, list[dict[str, Any]]] = {}
+    label_maps: dict[str, dict[str, str]] = {}
+    for row in conn.execute("SELECT h.sha256, l.name, h.category, h.match, h.distance, l.categories "
+                            "FROM hashlist_hits h JOIN hashlists l ON l.list_id = h.list_id "
+                            "WHERE h.suppressed = 0 AND l.negative = 0"):
+        key = row["categories"] or "{}"
+        if key not in label_maps:
+            label_maps[key] = json.loads(key)
+        labels = label_maps[key]
+        hit = {"list": row["name"], "category": row["category"], "match": row["match"],
+               "distance": row["distance"], "category_label": labels.get(row["category"])}
+        hits = out.setdefault(row["sha256"], [])
+        if hit not in hits:   # one list name imported from several files can hit twice
+            hits.append(hit)
+    for hits in out.values():
+        hits.sort(key=lambda h: (h["list"], h["match"], h["distance"], h["category"] or ""))
+    return out
+
+
 def write_jsonl(conn: sqlite3.Connection, out: TextIO) -> int:
     n = 0
     for record in iter_records(conn):
@@ -98,7 +124,7 @@ def write_jsonl(conn: sqlite3.Connection, out: TextIO) -> int:
 
 CSV_COLUMNS = ["sha256", "md5", "sha1", "paths", "size", "mime", "kind", "status", "reason", "make", "model",
                "serial", "datetime_original", "offset_time", "gps_lat", "gps_lon", "gps_alt", "phash", "dhash",
-               "pdq", "pdq_quality", "faces", "extension_mismatch"]
+               "pdq", "pdq_quality", "faces", "extension_mismatch", "hashlist_hits"]
 
 
 def write_csv(conn: sqlite3.Connection, out: TextIO) -> int:
@@ -114,7 +140,7 @@ def write_csv(conn: sqlite3.Connection, out: TextIO) -> int:
                          "datetime_original": exif.get("datetime_original"), "offset_time": exif.get("offset_time"),
                          "gps_lat": gps.get("lat"), "gps_lon": gps.get("lon"), "gps_alt": gps.get("alt"),
                          **{k: hashes.get(k) for k in (*HASH_FIELDS, "pdq_quality")},
-                         "faces": len(r.get("faces") or [])})
+                         "faces": len(r.get("faces") or []), "hashlist_hits": len(r.get("hashlist_hits") or [])})
         n += 1
     return n
 

@@ -25,6 +25,9 @@ def verify_case(conn: sqlite3.Connection, workers: int = 2, rehash: bool = True,
         .fetchone()[0]
     checks["accounting"] = {"ok": unfinished == 0 and final == total, "items": total, "final": final,
                             "unfinished": unfinished}
+    from vidpipe.store.audit import chain_status
+
+    checks["audit_chain"] = chain_status(conn)
     if indexes_dir is not None:
         from indexer.build import index_counts
 

@@ -276,4 +276,44 @@ CREATE TABLE vpdq (
 );
 """))
 
+MIGRATIONS.append((7, "known-hash lists and their hits", """
+-- One imported list file per list name; re-importing the same file under the same name adds nothing.
+CREATE TABLE hashlists (
+    list_id       INTEGER PRIMARY KEY,
+    name          TEXT NOT NULL,
+    negative      INTEGER NOT NULL DEFAULT 0 CHECK (negative IN (0,1)),   -- 1: known false positives
+    source_path   TEXT NOT NULL,
+    source_sha256 TEXT NOT NULL,
+    imported_utc  TEXT NOT NULL,
+    entries       INTEGER NOT NULL DEFAULT 0,
+    categories    TEXT,                   -- JSON {code: label} given with the list, or NULL
+    UNIQUE (name, source_sha256)
+);
+
+-- Hashes as lower-case hex; any of them may be NULL. Category exactly as the list gives it.
+CREATE TABLE hashlist_entries (
+    list_id       INTEGER NOT NULL REFERENCES hashlists(list_id),
+    category      TEXT,
+    md5           TEXT,
+    sha1          TEXT,
+    sha256        TEXT,
+    pdq           TEXT
+);
+CREATE INDEX hashlist_entries_md5 ON hashlist_entries(md5) WHERE md5 IS NOT NULL;
+CREATE INDEX hashlist_entries_sha1 ON hashlist_entries(sha1) WHERE sha1 IS NOT NULL;
+CREATE INDEX hashlist_entries_sha256 ON hashlist_entries(sha256) WHERE sha256 IS NOT NULL;
+CREATE INDEX hashlist_entries_pdq ON hashlist_entries(pdq) WHERE pdq IS NOT NULL;
+
+-- Derived: recomputed for the whole case by vidpipe.hashlists.match.match_case.
+CREATE TABLE hashlist_hits (
+    sha256        TEXT NOT NULL REFERENCES media(sha256),
+    list_id       INTEGER NOT NULL REFERENCES hashlists(list_id),
+    category      TEXT,
+    match         TEXT NOT NULL CHECK (match IN ('md5','sha1','sha256','pdq')),
+    distance      INTEGER NOT NULL,       -- Hamming distance for pdq, 0 for exact digests
+    suppressed    INTEGER NOT NULL DEFAULT 0 CHECK (suppressed IN (0,1)),   -- 1: a negative list covers it
+    PRIMARY KEY (sha256, list_id, match)
+);
+"""))
+
 SCHEMA_VERSION = MIGRATIONS[-1][0]

@@ -1,0 +1,74 @@
+"""Media detail: every path, the hashes, EXIF and GPS, faces, and earlier decisions for one item."""
+
+from __future__ import annotations
+
+import json
+
+import streamlit as st
+
+from ui import session, view
+from ui.decisions import decisions_for_media
+from ui.thumbs import ensure_thumbs, request_for_media
+
+user = session.require("view")
+conn = session.conn()
+st.title("Media detail")
+
+default = st.session_state.get("_vp_detail_sha", "")
+typed = st.text_input("SHA-256, MD5 or SHA-1 of the item", value=default, key="media_lookup").strip().lower()
+if not typed:
+    st.info("Enter a hash, or open an item from the search results.")
+    st.stop()
+media = conn.execute("SELECT * FROM media WHERE sha256=? OR md5=? OR sha1=?", (typed, typed, typed)).fetchone()
+if media is None:
+    st.warning("No media item with that hash in this case.")
+    st.stop()
+sha = media["sha256"]
+
+faces = [dict(r) for r in conn.execute(
+    "SELECT face_id, face_index, video_time_s, x1, y1, x2, y2, det_score, size_px, sharpness FROM faces "
+    "WHERE sha256=? ORDER BY video_time_s, face_index", (sha,))]
+image_faces = [(f["x1"], f["y1"], f["x2"], f["y2"]) for f in faces if f["video_time_s"] is None]
+req = request_for_media(conn, sha, 0.0 if media["kind"] == "video" else None)
+thumbs = ensure_thumbs(session.case_paths().thumbs, [req]) if req else {}
+
+left, right = st.columns([1, 2])
+with left:
+    view.show(user, thumbs.get(req.key) if req else None, key=req.key if req else sha, sha256=sha,
+              boxes=image_faces, caption=f"{media['label']} · {media['width']}×{media['height']}", slot="detail")
+with right:
+    st.markdown(f"**Status:** {view.esc(media['status'])}" + (f" ({view.esc(media['reason'])})" if media["reason"] else ""))
+    st.markdown(f"**Type:** {view.esc(media['mime'])} ({view.esc(media['kind'])}) · **Size:** {media['size']:,} bytes")
+    st.markdown("**Hashes**")
+    signals = {r["signal"]: (r["value"], r["quality"]) for r in
+               conn.execute("SELECT signal, value, quality FROM signals WHERE sha256=?", (sha,))}
+    lines = [f"SHA-256  {sha}", f"SHA-1    {media['sha1']}", f"MD5      {media['md5']}"]
+    lines += [f"{name:<8} {value}" + (f"  (quality {quality})" if quality is not None else "")
+              for name, (value, quality) in sorted(signals.items())]
+    st.code("\n".join(lines), language=None)
+
+st.subheader("Paths")
+paths = [dict(r) for r in conn.execute(
+    "SELECT s.locator, s.status, s.reason FROM item_status s JOIN items i ON i.item_id = s.item_id "
+    "WHERE s.sha256=? ORDER BY i.locator_bytes", (sha,))]
+st.dataframe(paths, hide_index=True, width="stretch")
+
+exif = json.loads(media["exif"]) if media["exif"] else None
+st.subheader("EXIF and GPS")
+if not exif:
+    st.write("No EXIF.")
+else:
+    gps = exif.get("gps") or {}
+    if gps.get("lat") is not None:
+        # Coordinates as text only: a map would fetch tiles from the internet.
+        st.markdown(f"**GPS:** {gps['lat']:.6f}, {gps['lon']:.6f}"
+                    + (f", altitude {gps['alt']} m" if gps.get("alt") is not None else ""))
+    st.code(json.dumps(exif, indent=2, ensure_ascii=False), language="json")
+
+st.subheader(f"Faces ({len(faces)})")
+if faces:
+    st.dataframe(faces, hide_index=True, width="stretch")
+earlier = decisions_for_media(conn, sha)
+if earlier:
+    st.subheader("Decisions")
+    st.dataframe(earlier, hide_index=True, width="stretch")

@@ -1,0 +1,118 @@
+"""Search by reference photo: face, scene, near-duplicate or video; a results grid with scores."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+from ui import session, view
+from ui.auth import can
+from ui.decisions import candidate_dict, candidates_from_search
+from ui.search_backend import MODES, QUERY_MAX_MB, Query, run_search, save_query, search_unavailable
+from ui.thumbs import ensure_thumbs, request_for_file, request_for_media
+from vidpipe.store import audit
+
+UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "heic", "heif", "avif", "tif", "tiff", "bmp", "gif",
+                "mp4", "mov", "m4v", "mkv", "avi", "3gp"]
+GRID_COLUMNS = 4
+
+user = session.require("search")
+conn = session.conn()
+root = session.case_paths().root
+st.title("Search")
+flash = st.session_state.pop("_vp_search_flash", None)
+if flash:
+    st.success(flash)
+problem = search_unavailable()
+if problem:
+    st.warning(problem)
+    st.stop()
+
+with st.form("search"):
+    mode = st.selectbox("Mode", MODES, help="face: the same person · scene: the same room or place · "
+                        "near-dup: edited copies · video: the same video")
+    top_k = st.number_input("Results", min_value=1, max_value=200, value=20)
+    upload = st.file_uploader(f"Query photo (video for video mode), at most {QUERY_MAX_MB} MB", type=UPLOAD_TYPES)
+    go = st.form_submit_button("Search")
+
+if go:
+    if upload is None:
+        st.error("Choose a query file first.")
+    else:
+        query, error = save_query(root, upload.getvalue(), mode)
+        result = None
+        if query is not None:
+            result, error = run_search(root, query, mode, int(top_k))
+        if error:
+            st.error(view.esc(error))
+            audit.append(conn, user.name, "search_failed", query.sha256 if query else None,
+                         {"mode": mode, "query_file": upload.name, "error": error[:500]})
+        else:
+            n_above = sum(1 for r in result["results"] if r.get("above_threshold"))
+            audit.append(conn, user.name, "search", query.sha256, {
+                "mode": mode, "top_k": int(top_k), "query_file": upload.name, "threshold": result.get("threshold"),
+                "results": len(result["results"]), "above_threshold": n_above,
+                "faces_in_query": len((result.get("query") or {}).get("faces") or [])})
+            st.session_state["_vp_search"] = {"query": query.as_dict(mode), "result": result}
+
+last = st.session_state.get("_vp_search")
+if not last:
+    st.stop()
+q, result = last["query"], last["result"]
+query = Query(Path(q["path"]), q["sha256"], q["label"], q["kind"])
+candidates = candidates_from_search(result, q)
+query_faces = [f["box"] for f in (result.get("query") or {}).get("faces") or []]
+threshold = result.get("threshold")
+
+requests = [request_for_file(query.path, query.sha256, query.label, query.kind,
+                             0.0 if query.kind == "video" else None)]
+cand_requests = [request_for_media(conn, c.media_sha256, c.video_time_s) for c in candidates]
+thumbs = ensure_thumbs(session.case_paths().thumbs, requests + [r for r in cand_requests if r])
+
+left, right = st.columns([1, 3])
+with left:
+    st.subheader("Query")
+    view.show(user, thumbs.get(requests[0].key), key=requests[0].key, sha256=query.sha256,
+              boxes=query_faces, caption=f"{q['mode']} query · {len(query_faces)} face(s)", slot="query")
+with right:
+    st.subheader(f"{len(candidates)} results")
+    st.write("Threshold: " + (f"**{threshold:.3f}** (score ≥ threshold counts as a match)" if threshold is not None
+                              else "**none calibrated** — scores are a ranking only"))
+    source = result.get("threshold_source")
+    if isinstance(source, dict):
+        facts = [f"{k} {source[k]}" for k in ("target", "far", "frr", "n_genuine", "n_impostor") if source.get(k)]
+        origin = source.get("default") or (f"calibration {source['calibration_id']}"
+                                           if source.get("calibration_id") else "")
+        st.caption(view.esc(" · ".join([origin, *facts]).strip(" ·")))
+    queued = {c["key"] for c in st.session_state.get("_vp_queue", [])}
+    above = [c for c in candidates if c.above_threshold]
+    if can(user.role, "decide") and above and st.button(f"Send the {len(above)} results above the threshold "
+                                                        "to the review queue"):
+        queue = st.session_state.setdefault("_vp_queue", [])
+        new = [{**candidate_dict(c), "key": c.key} for c in above if c.key not in queued]
+        queue.extend(new)
+        st.session_state["_vp_search_flash"] = f"{len(new)} candidate(s) added to the review queue."
+        st.rerun()
+
+for start in range(0, len(candidates), GRID_COLUMNS):
+    cols = st.columns(GRID_COLUMNS)
+    for col, cand, req in zip(cols, candidates[start:start + GRID_COLUMNS],
+                              cand_requests[start:start + GRID_COLUMNS], strict=False):
+        with col:
+            mark = "✔ above" if cand.above_threshold else "below"
+            when = f" · t={cand.video_time_s:.2f}s" if cand.video_time_s is not None else ""
+            score = "n/a" if cand.score is None else f"{cand.score:.3f}"
+            caption = f"#{cand.rank} · score {score} ({mark}){when}"
+            view.show(user, thumbs.get(req.key) if req else None, key=req.key if req else cand.key,
+                      sha256=cand.media_sha256, caption=caption, boxes=[cand.box] if cand.box else [],
+                      slot=f"r{cand.rank}q{cand.query_face}")
+            st.caption(view.esc(Path(cand.media_path).name or cand.media_sha256[:16]))
+            b1, b2 = st.columns(2)
+            if can(user.role, "decide") and cand.key not in queued and b1.button("Queue", key=f"q_{cand.key}"):
+                st.session_state.setdefault("_vp_queue", []).append({**candidate_dict(cand), "key": cand.key})
+                st.session_state["_vp_search_flash"] = "1 candidate(s) added to the review queue."
+                st.rerun()
+            if b2.button("Details", key=f"d_{cand.key}"):
+                st.session_state["_vp_detail_sha"] = cand.media_sha256
+                st.switch_page("views/media.py")
