@@ -47,3 +47,14 @@ def test_drop_queued_keeps_in_flight_work() -> None:
         results = dict(first) | run_all(pool)
     assert dropped == 5
     assert results == {"slow": "woke"}
+
+
+def test_a_crash_seen_through_both_handles_costs_one_result() -> None:
+    # The pipe closes and the process sentinel fires for the same dead worker in one wait().
+    with SandboxPool(FUNCTIONS, workers=2) as pool:
+        for i in range(6):
+            pool.submit(("segv", i), "segfault", None)
+        pool.submit("after", "echo", 42)
+        results = run_all(pool)
+    assert all(results[("segv", i)] == TaskFailure("crash_signal:11") for i in range(6))
+    assert results["after"] == 42

@@ -21,7 +21,11 @@ from typing import Any
 # Thread pools inside numpy/OpenCV/torch would multiply the process count; one per worker.
 _SINGLE_THREAD_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
                       "OPENCV_FOR_THREADS_NUM": "1"}
-_PRELOAD = ["vidpipe.pipeline.tasks", "vidpipe.pipeline.image_task", "numpy", "PIL.Image"]
+# Imported once in the fork server, so every worker (and every replacement after a crash)
+# starts with them loaded instead of paying ~1 s of imports (imagehash pulls in scipy).
+_PRELOAD = ["numpy", "PIL.Image", "imagehash", "pdqhash", "exifread", "pillow_heif", "vidpipe.pipeline.tasks",
+            "vidpipe.pipeline.image_task", "vidpipe.extract.exif", "vidpipe.decode.image",
+            "vidpipe.extract.hashers"]
 
 
 @dataclass(frozen=True)
@@ -144,9 +148,11 @@ class SandboxPool:
             handles[s.process.sentinel] = s
         ready = wait(list(handles), timeout=wait_s)
         done: set[int] = set()
+        position = {id(s): i for i, s in enumerate(self._slots)}
         for handle in ready:
             slot = handles[handle]
-            i = self._slots.index(slot)
+            i = position[id(slot)]
+            # A slot's pipe and its process sentinel can both be ready: handle it once.
             if i in done or slot.job is None:
                 continue
             done.add(i)
