@@ -8,8 +8,9 @@ import sys
 
 BENCHES = [
     ("ingest (faces and scenes off)", "bench.ingest_bench", []),
-    ("faces", "bench.eval_faces", ["--timing-only"]),
+    ("faces", "bench.eval_faces", ["--timing"]),
     ("video", "bench.video_bench", []),
+    ("scenes", "bench.eval_scenes", ["--quick"]),
     ("index", "bench.index_bench", []),
 ]
 

@@ -1,7 +1,7 @@
 """Scene (room) retrieval on ../shared/data/scenes: the naive baseline and our descriptor, with and
 without query expansion and geometric re-ranking, all measured in one run.
 
-    python -m bench.eval_scenes [--data ../shared/data/scenes] [--json] [--quick] [--top-k K]
+    python -m bench.eval_scenes [--data ../shared/data/scenes] [--json] [--quick] [--top-k K] [--sweep]
 
 Protocol (leave-one-out): every image of labels.csv is a query against the other 24; a hit is an
 image with the same place_id. Reported per query set:
@@ -15,14 +15,17 @@ Scenarios: clean photos; "occluded": each query has a person pasted over its cen
 astronaut of sample_media/photos, cut to a head-and-body silhouette) and its face box is known;
 "all occluded" (full run only): every photo holds the same pasted person, as when one victim appears
 in many rooms. Methods: naive = average pool at 224 px without masking; ours = the registered
-default (`effnet-lite0`); +QE = alpha query expansion (top 2); geometry-only = the top K re-ordered
-by inlier count; fused = the top K re-ordered by `geometry.combine`.
+default (`effnet-lite0`); +QE = alpha query expansion (top 2; it re-orders, the scores stay the
+plain query's cosines); geometry-only = the top K re-ordered by inlier count; fused = the top K
+re-ordered by `geometry.combine`.
 "confirmed": instance queries whose first result is right and scores >= SCENE_MATCH_THRESHOLD;
 "false accepts": different-place results in a query's top 5 at or above it (labels.csv gallery).
 Timing: ms per image for embedding (both descriptors), ms per query for the flat index search and
 for re-ranking the top K with features extracted at query time (nothing cached), on this machine.
-The threshold block gives the largest different-place score (pairs of hotel rooms of different or
-same chain are different rooms) and the share of same-place pairs above SCENE_MATCH_THRESHOLD.
+The threshold block gives the largest different-place score (hotel rooms of different chains are
+different places; same-chain pairs count on neither side) and the share of same-place pairs at or
+above SCENE_MATCH_THRESHOLD. `--sweep` adds the pooling/resolution and masking measurements behind
+the embedder's defaults.
 """
 
 from __future__ import annotations

