@@ -19,9 +19,10 @@ from ui.session import _AUTH
 from vidpipe.store import audit
 
 VIEWS = {"overview": "view", "search": "search", "review": "decide", "media": "view", "exports": "export",
-         "audit": "audit", "ingest": "ingest", "users": "manage_users"}
+         "audit": "audit", "ingest": "ingest", "users": "manage_users", "people": "view", "hits": "view"}
 TITLES = {"overview": "Case overview", "search": "Search", "review": "Review queue", "media": "Media detail",
-          "exports": "Exports", "audit": "Audit trail", "ingest": "Ingest evidence", "users": "Users"}
+          "exports": "Exports", "audit": "Audit trail", "ingest": "Ingest evidence", "users": "Users",
+          "people": "People", "hits": "Known-hash hits"}
 
 
 @pytest.fixture
@@ -307,3 +308,47 @@ def test_refused_query_is_shown_and_audited(case, db, searchable):
     assert not at.image and "_vp_search" not in at.session_state
     entry = actions(db, "search_failed")[-1]
     assert entry["actor"] == "analyst" and "needs a photo" in json.loads(entry["detail"])["error"]
+
+
+def test_people_page_records_not_this_person_as_a_binding_constraint(case, db):
+    sha = db.execute("SELECT sha256 FROM media WHERE kind='image' ORDER BY sha256 LIMIT 1 OFFSET 1").fetchone()[0]
+    db.execute("INSERT INTO faces(sha256, frame_key, face_index, x1, y1, x2, y2, det_score, detector, embedder, "
+               "embedding, run_id) SELECT ?, '', 0, 10, 10, 60, 60, 0.98, detector, embedder, embedding, run_id "
+               "FROM faces LIMIT 1", (sha,))
+    db.execute("INSERT INTO calibrations(kind, model_key, threshold, target, far, frr, created_utc) "
+               "VALUES ('face', 'emb@0', 0.5, 'FAR=0.001', 0.001, 0.02, '2026-11-29T00:00:00Z')")
+    db.commit()
+    at = logged_in("reviewer")
+    at.switch_page("views/people.py").run()
+    assert not at.exception, at.exception
+    assert "People" in [t.value for t in at.title]
+    assert db.execute("SELECT persons FROM clusterings ORDER BY clustering_id DESC").fetchone()[0] == 1
+    at.text_input(key="people_reason").input("different ear shape").run()
+    at.button(key="do_not_this").click().run()
+    assert not at.exception, at.exception
+    constraint = db.execute("SELECT kind, reviewer, reason FROM face_constraints").fetchall()
+    assert [tuple(c) for c in constraint] == [("cannot_link", "reviewer", "different ear shape")]
+    assert actions(db, "not_this_person")[-1]["actor"] == "reviewer"
+    assert db.execute("SELECT persons FROM clusterings ORDER BY clustering_id DESC").fetchone()[0] == 2
+    assert audit.verify_chain(db) is None
+
+
+def test_analyst_sees_people_but_cannot_change_them(case, db):
+    at = logged_in("analyst")
+    at.switch_page("views/people.py").run()
+    assert not at.exception, at.exception
+    assert not [b for b in at.button if b.key in ("do_not_this", "do_merge", "do_split")]
+
+
+def test_hash_hits_page_lists_hits_without_images(case, db):
+    sha = db.execute("SELECT sha256 FROM media WHERE kind='image' LIMIT 1").fetchone()[0]
+    db.execute("INSERT INTO hashlists(list_id, name, negative, source_path, source_sha256, imported_utc, entries) "
+               "VALUES (1, 'demo-list', 0, '/x.csv', 'ab', '2026-11-29T00:00:00Z', 1)")
+    db.execute("INSERT INTO hashlist_hits(sha256, list_id, category, match, distance, suppressed) "
+               "VALUES (?, 1, '2', 'md5', 0, 0)", (sha,))
+    db.commit()
+    at = logged_in("analyst")
+    at.switch_page("views/hits.py").run()
+    assert not at.exception, at.exception
+    assert "1 hits" in [s.value for s in at.subheader]
+    assert not at.get("imgs")

@@ -29,6 +29,8 @@ PAGES = [
     ("views/search.py", "Search", "search", "search"),
     ("views/review.py", "Review queue", "review", "decide"),
     ("views/media.py", "Media detail", "media", "view"),
+    ("views/people.py", "People", "people", "view"),
+    ("views/hits.py", "Known-hash hits", "hits", "view"),
     ("views/exports.py", "Exports", "exports", "export"),
     ("views/audit.py", "Audit trail", "audit", "audit"),
     ("views/ingest.py", "Ingest", "ingest", "ingest"),
