@@ -352,3 +352,18 @@ def test_hash_hits_page_lists_hits_without_images(case, db):
     assert not at.exception, at.exception
     assert "1 hits" in [s.value for s in at.subheader]
     assert not at.get("imgs")
+
+
+def test_media_detail_shows_a_blurred_keyframe_strip_for_a_video(case, db):
+    from test_ui_support import VIDEO, sha_of
+
+    sha = sha_of(VIDEO)
+    db.executemany("INSERT INTO frames(sha256, time_s, frame_index, shot_id, reason) VALUES (?,?,?,?,?)",
+                   [(sha, 0.0, 0, 0, "shot_start"), (sha, 1.6, 40, 1, "shot_start")])
+    db.commit()
+    at = logged_in("analyst").switch_page("views/media.py").run()
+    at.text_input[0].input(sha).run()
+    assert not at.exception, at.exception
+    assert "Keyframes (2 shown)" in [s.value for s in at.subheader]
+    assert len(at.image) == 3  # the video's own cell and two keyframes, all blurred until revealed
+    assert [b.label for b in at.main.button].count("Reveal") == 3

@@ -65,6 +65,19 @@ else:
                     + (f", altitude {gps['alt']} m" if gps.get("alt") is not None else ""))
     st.code(json.dumps(exif, indent=2, ensure_ascii=False), language="json")
 
+if media["kind"] == "video":
+    # The keyframe strip: one blurred cell per keyframe (shot starts and interval frames), at most 12.
+    frames = conn.execute("SELECT time_s, shot_id, reason FROM frames WHERE sha256=? ORDER BY time_s LIMIT 12",
+                          (sha,)).fetchall()
+    st.subheader(f"Keyframes ({len(frames)} shown)")
+    if frames:
+        requests = [request_for_media(conn, sha, round(f["time_s"], 3)) for f in frames]
+        strip = ensure_thumbs(session.case_paths().thumbs, [r for r in requests if r])
+        for column, frame, req in zip(st.columns(min(len(frames), 6)) * 2, frames, requests):
+            with column:
+                view.show(user, strip.get(req.key) if req else None, key=req.key if req else f"{sha}@{frame['time_s']}",
+                          sha256=sha, caption=f"{frame['time_s']:.2f} s · shot {frame['shot_id']}", slot="strip")
+
 st.subheader(f"Faces ({len(faces)})")
 if faces:
     st.dataframe(faces, hide_index=True, width="stretch")
