@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from vidpipe.extract.hashers import PDQ_MATCH_DISTANCE, PDQ_MIN_QUALITY
+from vidpipe.store.casedb import transaction
 
 EXACT_KINDS = ("md5", "sha1", "sha256")
 PDQ_BYTES = 32
@@ -177,10 +178,7 @@ def match_case(conn: sqlite3.Connection, method: str = "auto") -> dict[str, Any]
     pdq_method, n_media_pdq, n_list_pdq = None, 0, 0
     if n_lists:
         pdq_hits, pdq_method, n_media_pdq, n_list_pdq = _pdq_hits(conn, method)
-    own_tx = not conn.in_transaction
-    if own_tx:
-        conn.execute("BEGIN IMMEDIATE")
-    try:
+    with transaction(conn):
         conn.execute("DELETE FROM hashlist_hits")
         if n_lists:
             # Loop over the smaller table and look up the other on its index (CROSS JOIN fixes the
@@ -197,12 +195,6 @@ def match_case(conn: sqlite3.Connection, method: str = "auto") -> dict[str, Any]
             conn.executemany("INSERT INTO hashlist_hits(sha256, list_id, category, match, distance, suppressed) "
                              "VALUES (?,?,?,'pdq',?,0)", pdq_hits)
             _suppress(conn)
-        if own_tx:
-            conn.execute("COMMIT")
-    except BaseException:
-        if own_tx and conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
     return _summary(conn, n_lists, n_media_pdq, n_list_pdq, pdq_method, time.perf_counter() - started)
 
 

@@ -13,7 +13,7 @@ import json
 import sqlite3
 from typing import Any
 
-from vidpipe.store.casedb import utc_now
+from vidpipe.store.casedb import transaction, utc_now
 
 GENESIS_HASH = "0" * 64  # prev_hash of the first entry
 
@@ -37,10 +37,7 @@ def append(conn: sqlite3.Connection, actor: str, action: str, target: str | None
     commit together); otherwise takes the write lock itself (BEGIN IMMEDIATE), so two sessions
     appending at once cannot both claim the same predecessor.
     """
-    own_tx = not conn.in_transaction
-    if own_tx:
-        conn.execute("BEGIN IMMEDIATE")
-    try:
+    with transaction(conn):
         last = conn.execute("SELECT seq, entry_hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
         seq = (last[0] + 1) if last else 1
         prev = last[1] if last else GENESIS_HASH
@@ -49,12 +46,6 @@ def append(conn: sqlite3.Connection, actor: str, action: str, target: str | None
         digest = entry_hash(seq, ts, actor, action, target, detail_text, prev)
         conn.execute("INSERT INTO audit(seq, ts_utc, actor, action, target, detail, prev_hash, entry_hash) "
                      "VALUES (?,?,?,?,?,?,?,?)", (seq, ts, actor, action, target, detail_text, prev, digest))
-        if own_tx:
-            conn.execute("COMMIT")
-    except BaseException:
-        if own_tx and conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
     return seq
 
 

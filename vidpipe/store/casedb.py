@@ -5,6 +5,8 @@ from __future__ import annotations
 import fcntl
 import os
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -108,6 +110,23 @@ def open_case_readonly(case_dir: Path) -> tuple[CasePaths, sqlite3.Connection]:
     if not paths.db.exists():
         raise UsageError(f"no case database at {paths.db}")
     return paths, connect(paths.db, readonly=True)
+
+
+@contextmanager
+def transaction(conn: sqlite3.Connection) -> Iterator[None]:
+    """Join the caller's transaction if one is open, else run in our own ``BEGIN IMMEDIATE`` one
+    (so two writers cannot both read a state and then both write on top of it)."""
+    own = not conn.in_transaction
+    if own:
+        conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        if own:
+            conn.execute("COMMIT")
+    except BaseException:
+        if own and conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
 
 
 class WriteLock:

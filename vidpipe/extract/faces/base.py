@@ -97,3 +97,29 @@ class FaceEmbedder(ABC):
     def embed_faces(self, image: np.ndarray, faces: Sequence[DetectedFace]) -> np.ndarray:
         """(len(faces), dim) float32, L2-normalised; the embedder does its own alignment and crop."""
         return self.embed_batch([(image, faces)])[0]
+
+
+def detect_in_size_groups(images: Sequence[np.ndarray], downscale, run_stack, to_faces,
+                          batch_size: int) -> list[list[DetectedFace]]:
+    """The batching both detectors share: detect on downscaled copies, one forward pass per group
+    of equal-size copies (at most ``batch_size`` each), faces mapped back per original image.
+
+    ``downscale(image) -> (copy, sx, sy)``; ``run_stack(stack) -> per-image detection tuples``;
+    ``to_faces(original, *detections, sx, sy) -> list[DetectedFace]``.
+    """
+    from collections import defaultdict
+
+    originals = [as_rgb_uint8(im) for im in images]
+    copies = [downscale(im) for im in originals]
+    groups: dict[tuple[int, int], list[int]] = defaultdict(list)
+    for i, (small, _, _) in enumerate(copies):
+        groups[small.shape[:2]].append(i)
+    results: list[list[DetectedFace]] = [[] for _ in originals]
+    for idxs in groups.values():
+        for start in range(0, len(idxs), batch_size):
+            chunk = idxs[start:start + batch_size]
+            raw = run_stack(np.stack([copies[i][0] for i in chunk]))
+            for i, detections in zip(chunk, raw, strict=True):
+                results[i] = to_faces(originals[i], *detections, copies[i][1], copies[i][2])
+    return results
+

