@@ -25,7 +25,7 @@ $(STAMP): requirements.lock requirements-nodeps.lock pyproject.toml
 
 # The browser for the review UI's end-to-end test (Debian's chromium; no driver needed: the test
 # speaks the DevTools protocol). Installed when missing and we may (root); otherwise that test skips.
-chromium:
+chromium:  ## install Debian chromium for the UI end-to-end test (when root and missing)
 	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
 	  || echo "note: chromium not installed; the UI end-to-end test will be skipped"; }
