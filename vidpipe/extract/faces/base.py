@@ -123,3 +123,16 @@ def detect_in_size_groups(images: Sequence[np.ndarray], downscale, run_stack, to
                 results[i] = to_faces(originals[i], *detections, copies[i][1], copies[i][2])
     return results
 
+
+def downscale_copy(image: np.ndarray, max_side: int | None) -> tuple[np.ndarray, float, float]:
+    """A detection copy whose longer side is at most ``max_side`` (never upscaled), and the (x, y)
+    factors from its pixels back to the original's."""
+    import cv2
+
+    h, w = image.shape[:2]
+    if not max_side or max(h, w) <= max_side:
+        return image, 1.0, 1.0
+    s = max_side / max(h, w)
+    nw, nh = max(1, round(w * s)), max(1, round(h * s))
+    return cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA), w / nw, h / nh
+

@@ -13,10 +13,9 @@ import threading
 from collections.abc import Sequence
 from importlib import metadata
 
-import cv2
 import numpy as np
 
-from vidpipe.extract.faces.base import DetectedFace, FaceDetector, detect_in_size_groups
+from vidpipe.extract.faces.base import DetectedFace, FaceDetector, detect_in_size_groups, downscale_copy
 from vidpipe.extract.faces.quality import box_size_px, sharpness
 from vidpipe.models.weights import mtcnn_weight_files, sha256_file
 
@@ -83,13 +82,7 @@ class MTCNNDetector(FaceDetector):
 
     def _downscale(self, image: np.ndarray) -> tuple[np.ndarray, float, float]:
         """Detection copy and the (x, y) factors from its pixels back to the original's."""
-        h, w = image.shape[:2]
-        if not self.max_side or max(h, w) <= self.max_side:
-            return image, 1.0, 1.0
-        s = self.max_side / max(h, w)
-        nw, nh = max(1, round(w * s)), max(1, round(h * s))
-        small = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA)
-        return small, w / nw, h / nh
+        return downscale_copy(image, self.max_side)
 
     def _run(self, stack: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
         """(boxes n x 5 [x1,y1,x2,y2,p], points n x 5 x 2) per image of a same-size stack."""

