@@ -43,6 +43,10 @@ demo: setup  ## ingest sample_media/ into ./demo_case and print the results
 	$(VENV)/bin/vidpipe report --case $(DEMO_CASE)
 	@echo "--- first records of the export (vidpipe export --case $(DEMO_CASE) --format jsonl):"
 	@$(VENV)/bin/vidpipe export --case $(DEMO_CASE) --format jsonl | head -n 3
+	@echo "--- the same person (vidpipe search --mode face, query sample_media/photos/astronaut.jpg):"
+	@$(VENV)/bin/vidpipe search --case $(DEMO_CASE) --query sample_media/photos/astronaut.jpg --mode face --top-k 3
+	@echo "--- the same room (vidpipe search --mode scene, query sample_media/rooms/room_a_2.jpg):"
+	@$(VENV)/bin/vidpipe search --case $(DEMO_CASE) --query sample_media/rooms/room_a_2.jpg --mode scene --top-k 6
 
 test: setup  ## run the whole test suite (uses ../shared/data when present)
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -4,6 +4,8 @@ Indexes and the ids they hold:
 
 - ``face``: one vector per row of ``faces`` for one embedder (``params.model_key``); id =
   ``faces.face_id`` (INTEGER PRIMARY KEY, so stable: SQLite never renumbers it).
+- ``scene``: one room vector per row of ``scenes`` (an image, or a video keyframe) for one scene
+  embedder; id = ``scenes.scene_id``.
 - ``pdq``: one 256-bit code per media item with a PDQ hash of quality >= 50 (Meta: lower-quality
   hashes are too featureless to match on); id = ``media.rowid``. Low-quality PDQ hashes stay in
   the database and near-dup search still reports exact (distance 0) matches on them via SQL.
@@ -16,6 +18,11 @@ mean the same rows is detected as stale and rebuilt, never used.
 The fingerprint: schema version, these build rules' version, the filter, and a digest over
 (run, count, sum of ids, max id) of the source rows grouped by run. Rows are only added or
 replaced by runs, so any change to what an index should hold changes the fingerprint.
+
+Float indexes are exact while small and approximate above `FLOAT_EXACT_MAX_BYTES` (IVF-Flat, or
+IVF-PQ under a memory bound); an approximate index's recall@10 against exact search is measured
+on a sample when it is built and recorded in its manifest (`IndexPolicy` says how to choose;
+`$VIDPIPE_FLOAT_INDEX` and `$VIDPIPE_MAX_INDEX_BYTES` set it for the CLI and the UI).
 """
 
 from __future__ import annotations
@@ -23,25 +30,79 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from indexer.base import Index
-from indexer.binary_index import BinaryIndex, codes_from_hex
-from indexer.float_index import FloatIndex, choose_float_kind
-from indexer.store import Manifest, check_files, load_index, save_index
+from indexer.binary_index import KIND_BINARY_FLAT, BinaryIndex, codes_from_hex
+from indexer.float_index import FLOAT_KINDS, KIND_FLAT, FloatIndex, choose_float_kind, tune_nprobe
+from indexer.store import Manifest, check_files, cleanup_temp_files, load_index, save_index
 from vidpipe.extract.hashers import PDQ_MIN_QUALITY
 
 log = logging.getLogger(__name__)
 
-INDEX_NAMES = ("face", "pdq", "phash")
+INDEX_NAMES = ("face", "scene", "pdq", "phash")
+# Float indexes: index name -> (table, id column). Both tables key vectors by their embedder.
+FLOAT_SOURCES = {"face": ("faces", "face_id"), "scene": ("scenes", "scene_id")}
 BUILD_RULES_VERSION = 1            # bump when what goes into an index changes
 SIGNAL_BITS = {"pdq": 256, "phash": 64}
 FACE_DIM_DEFAULT = 512             # FaceNet InceptionResnetV1, the default embedder (used for an empty index)
+FLOAT_DIM_DEFAULT = {"face": FACE_DIM_DEFAULT, "scene": 1280}   # scene: EfficientNet-Lite0 features
 _CHUNK = 4096
+ENV_FLOAT_KIND = "VIDPIPE_FLOAT_INDEX"        # auto | flat-ip | ivf-flat-ip | ivf-pq-ip | hnsw-ip
+ENV_MAX_INDEX_BYTES = "VIDPIPE_MAX_INDEX_BYTES"   # memory bound per float index, e.g. 4G
+# Manifest params an approximate index reports next to its kind (search output, verify).
+APPROX_REPORT_KEYS = ("recall_at_10", "recall_sample", "recall_target", "nprobe", "nlist", "pq_m")
+
+
+@dataclass(frozen=True)
+class IndexPolicy:
+    """How float indexes are chosen: ``kind`` "auto" (by size and memory bound) or a fixed kind;
+    ``exact_max_bytes`` overrides the exact/approximate threshold (tests use a small one)."""
+
+    kind: str = "auto"
+    max_index_bytes: int | None = None
+    exact_max_bytes: int | None = None
+    recall_target: float | None = None
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.kind != "auto" and self.kind not in FLOAT_KINDS:
+            raise ValueError(f"unknown float index kind {self.kind!r}; choose auto or one of {', '.join(FLOAT_KINDS)}")
+
+    @classmethod
+    def from_env(cls) -> IndexPolicy:
+        """``$VIDPIPE_FLOAT_INDEX`` and ``$VIDPIPE_MAX_INDEX_BYTES`` (suffixes K, M, G, T allowed)."""
+        from vidpipe.errors import UsageError
+
+        try:
+            return cls(kind=os.environ.get(ENV_FLOAT_KIND, "").strip() or "auto",
+                       max_index_bytes=parse_bytes(os.environ.get(ENV_MAX_INDEX_BYTES, "")))
+        except ValueError as exc:
+            raise UsageError(f"index settings: {exc}") from None
+
+    def float_kind(self, n_rows: int, dim: int) -> str:
+        if self.kind != "auto":
+            return self.kind
+        return choose_float_kind(n_rows, dim, exact_max_bytes=self.exact_max_bytes,
+                                 max_index_bytes=self.max_index_bytes)
+
+
+def parse_bytes(text: str) -> int | None:
+    """"4G" -> 4 * 2**30; "" -> None."""
+    text = (text or "").strip().upper().removesuffix("B")
+    if not text:
+        return None
+    scale = {"K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}.get(text[-1], 1)
+    number = text[:-1] if text[-1] in "KMGT" else text
+    try:
+        return int(float(number) * scale)
+    except ValueError:
+        raise ValueError(f"not a size in bytes: {text!r}") from None
 
 
 @dataclass
@@ -57,10 +118,15 @@ class IndexHandle:
     params: dict
 
     def describe(self) -> dict:
-        """For search output: which structure answered and whether it is exhaustive."""
-        return {"name": self.name, "kind": self.index.kind, "exact": bool(self.index.exact),
-                "vectors": len(self.index), "status": self.status, "reason": self.reason,
-                "generation": self.manifest.generation if self.manifest else None}
+        """For search output: which structure answered, whether it is exhaustive and, when it is
+        approximate, its measured recall@10 against exact search and its search parameters."""
+        out = {"name": self.name, "kind": self.index.kind, "exact": bool(self.index.exact),
+               "vectors": len(self.index), "status": self.status, "reason": self.reason,
+               "generation": self.manifest.generation if self.manifest else None}
+        if not self.index.exact:
+            info = {**(self.manifest.params if self.manifest else {}), **self.params}
+            out.update({key: info.get(key) for key in APPROX_REPORT_KEYS if key in info})
+        return out
 
 
 def schema_version(conn: sqlite3.Connection) -> int:
@@ -68,20 +134,21 @@ def schema_version(conn: sqlite3.Connection) -> int:
     return int(row[0] or 0)
 
 
-def face_model_keys(conn: sqlite3.Connection) -> dict[str, int]:
-    """Embedder model_key -> number of stored face vectors."""
-    return {r[0]: r[1] for r in conn.execute("SELECT embedder, count(*) FROM faces GROUP BY embedder ORDER BY embedder")}
+def face_model_keys(conn: sqlite3.Connection, table: str = "faces") -> dict[str, int]:
+    """Embedder model_key -> number of stored vectors (``table``: faces or scenes)."""
+    return {r[0]: r[1] for r in conn.execute(f"SELECT embedder, count(*) FROM {table} GROUP BY embedder ORDER BY embedder")}
 
 
-def dominant_face_model(conn: sqlite3.Connection) -> str | None:
-    """The embedder with the most faces in the case (ties: the smallest key), or None."""
-    keys = face_model_keys(conn)
+def dominant_face_model(conn: sqlite3.Connection, table: str = "faces") -> str | None:
+    """The embedder with the most vectors in the case (ties: the smallest key), or None."""
+    keys = face_model_keys(conn, table)
     return max(sorted(keys), key=lambda k: keys[k]) if keys else None
 
 
 def _source_params(conn: sqlite3.Connection, name: str, face_model_key: str | None) -> dict:
-    if name == "face":
-        return {"model_key": face_model_key if face_model_key is not None else dominant_face_model(conn)}
+    if name in FLOAT_SOURCES:
+        table = FLOAT_SOURCES[name][0]
+        return {"model_key": face_model_key if face_model_key is not None else dominant_face_model(conn, table)}
     if name == "pdq":
         return {"signal": "pdq", "min_quality": PDQ_MIN_QUALITY}
     if name == "phash":
@@ -97,8 +164,9 @@ def _signal_where(params: dict) -> tuple[str, tuple]:
 
 def fingerprint(conn: sqlite3.Connection, name: str, params: dict) -> dict:
     """What the index must reflect, computed from the database (cheap: aggregates only)."""
-    if name == "face":
-        rows = conn.execute("SELECT run_id, count(*), total(face_id), max(face_id) FROM faces WHERE embedder = ? "
+    if name in FLOAT_SOURCES:
+        table, id_col = FLOAT_SOURCES[name]
+        rows = conn.execute(f"SELECT run_id, count(*), total({id_col}), max({id_col}) FROM {table} WHERE embedder = ? "
                             "GROUP BY run_id ORDER BY run_id", (params["model_key"],)).fetchall()
     else:
         where, args = _signal_where(params)
@@ -112,14 +180,16 @@ def fingerprint(conn: sqlite3.Connection, name: str, params: dict) -> dict:
             "digest": hashlib.sha256(json.dumps(groups, default=str).encode()).hexdigest()}
 
 
-def _face_rows(conn: sqlite3.Connection, model_key: str | None) -> tuple[np.ndarray, np.ndarray, int]:
-    """(face ids, float32 vectors, rows skipped for a malformed BLOB)."""
-    n = conn.execute("SELECT count(*) FROM faces WHERE embedder = ?", (model_key,)).fetchone()[0]
-    first = conn.execute("SELECT length(embedding) FROM faces WHERE embedder = ? ORDER BY face_id LIMIT 1",
+def _face_rows(conn: sqlite3.Connection, model_key: str | None,
+               name: str = "face") -> tuple[np.ndarray, np.ndarray, int]:
+    """(row ids, float32 vectors, rows skipped for a malformed BLOB) of a float source."""
+    table, id_col = FLOAT_SOURCES[name]
+    n = conn.execute(f"SELECT count(*) FROM {table} WHERE embedder = ?", (model_key,)).fetchone()[0]
+    first = conn.execute(f"SELECT length(embedding) FROM {table} WHERE embedder = ? ORDER BY {id_col} LIMIT 1",
                          (model_key,)).fetchone()
-    dim = (first[0] // 4) if first and first[0] else FACE_DIM_DEFAULT
+    dim = (first[0] // 4) if first and first[0] else FLOAT_DIM_DEFAULT[name]
     ids, vectors, kept, skipped = np.empty(n, np.int64), np.empty((n, dim), np.float32), 0, 0
-    cur = conn.execute("SELECT face_id, embedding FROM faces WHERE embedder = ? ORDER BY face_id", (model_key,))
+    cur = conn.execute(f"SELECT {id_col}, embedding FROM {table} WHERE embedder = ? ORDER BY {id_col}", (model_key,))
     while batch := cur.fetchmany(_CHUNK):
         for face_id, blob in batch:
             if blob is None or len(blob) != dim * 4:
@@ -153,16 +223,26 @@ def _signal_rows(conn: sqlite3.Connection, params: dict) -> tuple[np.ndarray, np
     return np.asarray(ids, np.int64), codes_from_hex(hexes, bits), skipped
 
 
-def build_index(conn: sqlite3.Connection, name: str, params: dict) -> tuple[Index, dict]:
-    """A fresh index from the database, plus build statistics for the manifest."""
-    if name == "face":
-        ids, vectors, skipped = _face_rows(conn, params["model_key"])
-        index: Index = FloatIndex(vectors.shape[1], choose_float_kind(len(ids)))
+def build_index(conn: sqlite3.Connection, name: str, params: dict,
+                policy: IndexPolicy | None = None) -> tuple[Index, dict]:
+    """A fresh index from the database, plus build statistics for the manifest (for an
+    approximate float index: its structure and the recall@10 measured against exact search)."""
+    stats: dict = {}
+    if name in FLOAT_SOURCES:
+        policy = policy or IndexPolicy.from_env()
+        ids, vectors, skipped = _face_rows(conn, params["model_key"], name)
+        index: Index = FloatIndex(vectors.shape[1], policy.float_kind(len(ids) + skipped, vectors.shape[1]))
+        index.build(ids, vectors)
+        if not index.exact:
+            kw = {} if policy.recall_target is None else {"target": policy.recall_target}
+            stats.update(tune_nprobe(index, ids, vectors, **kw))
+            stats.update(index.params)
+        del vectors
     else:
         ids, vectors, skipped = _signal_rows(conn, params)
         index = BinaryIndex(SIGNAL_BITS[params["signal"]])
-    index.build(ids, vectors)
-    stats = {"skipped_rows": skipped}
+        index.build(ids, vectors)
+    stats["skipped_rows"] = skipped
     if name == "pdq":
         stats["excluded_low_quality"] = conn.execute(
             "SELECT count(*) FROM signals WHERE signal = 'pdq' AND quality < ?", (params["min_quality"],)).fetchone()[0]
@@ -178,23 +258,30 @@ def _indexes_dir(case) -> Path:
 
 
 def ensure_indexes(case, conn: sqlite3.Connection, kinds=INDEX_NAMES, *,
-                   face_model_key: str | None = None) -> dict[str, IndexHandle]:
+                   face_model_key: str | None = None, policy: IndexPolicy | None = None) -> dict[str, IndexHandle]:
     """Load each requested index if it is intact and current, else (re)build it from the database.
 
     ``case`` is a case directory or `CasePaths`; ``conn`` may be read-only (only index files are
     written). ``face_model_key`` picks the embedder whose faces go into the face index (default:
-    the one with the most faces).
+    the one with the most faces). ``policy`` chooses float index kinds (default: from the
+    environment, see `IndexPolicy.from_env`); a sound index of another kind than the policy now
+    asks for is rebuilt (not quarantined: nothing is wrong with it).
     """
     directory = _indexes_dir(case)
+    policy = policy or IndexPolicy.from_env()
+    cleanup_temp_files(directory)
     out: dict[str, IndexHandle] = {}
     for name in kinds:
-        params = _source_params(conn, name, face_model_key)
+        params = _source_params(conn, name, face_model_key if name == "face" else None)
         fp = fingerprint(conn, name, params)
         loaded = load_index(directory, name, fp)
         if loaded.index is not None:
-            out[name] = IndexHandle(name, loaded.index, loaded.manifest, "loaded", None, params)
-            continue
-        index, stats = build_index(conn, name, params)
+            wanted = policy.float_kind(fp["rows"], loaded.index.dim) if name in FLOAT_SOURCES else loaded.index.kind
+            if wanted == loaded.index.kind:
+                out[name] = IndexHandle(name, loaded.index, loaded.manifest, "loaded", None, params)
+                continue
+            loaded.problem = f"index kind policy changed: {loaded.index.kind} -> {wanted}"
+        index, stats = build_index(conn, name, params, policy)
         status = "built" if loaded.problem == "missing" else "rebuilt"
         try:
             manifest = save_index(directory, name, index, fp, {**params, **stats},
@@ -208,8 +295,9 @@ def ensure_indexes(case, conn: sqlite3.Connection, kinds=INDEX_NAMES, *,
 
 
 def _db_rows(conn: sqlite3.Connection, name: str, params: dict) -> int:
-    if name == "face":
-        return conn.execute("SELECT count(*) FROM faces WHERE embedder = ?", (params["model_key"],)).fetchone()[0]
+    if name in FLOAT_SOURCES:
+        table = FLOAT_SOURCES[name][0]
+        return conn.execute(f"SELECT count(*) FROM {table} WHERE embedder = ?", (params["model_key"],)).fetchone()[0]
     where, args = _signal_where(params)
     return conn.execute(f"SELECT count(*) FROM signals s JOIN media m ON m.sha256 = s.sha256 WHERE {where}",
                         args).fetchone()[0]
@@ -226,7 +314,8 @@ def index_counts(conn: sqlite3.Connection, indexes_dir: Path) -> dict:
     out = {}
     for name in INDEX_NAMES:
         manifest, _, problem = check_files(Path(indexes_dir), name, None)
-        params = _source_params(conn, name, manifest.params.get("model_key") if manifest and name == "face" else None)
+        params = _source_params(conn, name,
+                                manifest.params.get("model_key") if manifest and name in FLOAT_SOURCES else None)
         db_rows = _db_rows(conn, name, params)
         skipped = int(manifest.params.get("skipped_rows", 0)) if manifest else 0
         if problem == "missing":
@@ -242,7 +331,11 @@ def index_counts(conn: sqlite3.Connection, indexes_dir: Path) -> dict:
         out[name] = {"index": manifest.vector_count if manifest and problem is None else None, "db": db_rows,
                      "skipped": skipped, "status": status, "ok": status not in ("corrupt", "count_mismatch"),
                      "problem": problem if problem != "missing" else None,
-                     "generation": manifest.generation if manifest else None}
-        if name == "face":
+                     "generation": manifest.generation if manifest else None,
+                     "kind": manifest.kind if manifest else None,
+                     "exact": (manifest.kind in (KIND_FLAT, KIND_BINARY_FLAT)) if manifest else None}
+        if manifest and out[name]["exact"] is False:
+            out[name].update({key: manifest.params.get(key) for key in APPROX_REPORT_KEYS if key in manifest.params})
+        if name in FLOAT_SOURCES:
             out[name]["model_key"] = params["model_key"]
     return out

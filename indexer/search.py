@@ -8,6 +8,9 @@ of one video are separate results. Scores are cosine similarities; the threshold
 calibration for the embedder, else the measured default below, and is always reported with its
 source and error rates.
 
+Scene mode: see `indexer.scene_search` (masked room vectors, geometric verification of the best
+candidates, place names of labelled reference photos).
+
 Near-dup mode: PDQ (the query's 8 dihedral variants, minimum distance per media item) is the
 primary signal with Meta's match distance 31; pHash (also dihedral) covers items without a usable
 PDQ hash. score = 1 - distance / bits, in [0, 1]. A PDQ hash of quality < 50 (Meta) on either side
@@ -37,7 +40,6 @@ from vidpipe.errors import MissingDependencyError, UsageError, VidpipeError
 from vidpipe.extract.hashers import PDQ_MATCH_DISTANCE, PDQ_MIN_QUALITY
 
 MODES = ("face", "scene", "near-dup", "video")
-PENDING_MODES = ("scene",)
 DEFAULT_TOP_K = 20
 QUERY_MAX_BYTES = 512 * 1024 * 1024  # a query is one photo; anything larger is a mistake, not a query
 
@@ -152,17 +154,16 @@ def _media_info(conn: sqlite3.Connection, sha256s) -> dict[str, dict]:
 
 
 def search(case_dir: Path, query: Path, mode: str, top_k: int = DEFAULT_TOP_K, *,
-           models: FaceModels | None = None) -> dict:
+           models: FaceModels | None = None, scene_models=None, rerank: bool = True) -> dict:
     """Run one query against a case; return the contract's ``search --json`` object.
 
-    ``models`` lets a long-lived caller (the UI, tests) reuse loaded face models.
+    ``models`` / ``scene_models`` let a long-lived caller (the UI, tests) reuse loaded models;
+    ``rerank`` False skips the geometric verification of scene candidates (global score only).
     """
     from vidpipe.store.casedb import open_case_readonly
 
     if mode not in MODES:
         raise UsageError(f"unknown search mode {mode!r}; choose from {', '.join(MODES)}")
-    if mode in PENDING_MODES:
-        raise UsageError(f"mode {mode} arrives with the scene stage")
     if top_k < 1:
         raise UsageError("--top-k must be at least 1")
     paths, conn = open_case_readonly(Path(case_dir))
@@ -170,6 +171,11 @@ def search(case_dir: Path, query: Path, mode: str, top_k: int = DEFAULT_TOP_K, *
         qpath, data, file_type = read_query(Path(query))
         if mode == "face":
             return _search_faces(paths, conn, qpath, data, file_type, top_k, models or load_face_models())
+        if mode == "scene":
+            from indexer.scene_search import load_scene_models, search_scenes
+
+            return search_scenes(paths, conn, qpath, data, file_type, top_k, scene_models or load_scene_models(),
+                                 rerank=rerank)
         if mode == "video":
             return _search_video(conn, qpath, data, file_type, top_k)
         return _search_near_dup(paths, conn, qpath, data, file_type, top_k)

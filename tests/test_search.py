@@ -134,8 +134,9 @@ def test_near_dup_search_finds_the_rocket(case, tmp_path):
 
 def test_usage_errors_and_missing_weights(case, tmp_path):
     q = str(SAMPLE / "photos" / "astronaut.jpg")
-    proc = run_cli("search", "--case", str(case), "--query", q, "--mode", "scene", "--json", check=False)
-    assert proc.returncode == 2 and "arrives with the scene stage" in proc.stderr and proc.stdout == ""
+    video = str(SAMPLE / "video" / "clip.mp4")
+    proc = run_cli("search", "--case", str(case), "--query", video, "--mode", "scene", "--json", check=False)
+    assert proc.returncode == 2 and "needs an image query" in proc.stderr and proc.stdout == ""
     assert run_cli("search", "--case", str(case), "--query", q, "--mode", "bogus", check=False).returncode == 2
     assert run_cli("search", "--case", str(case), "--query", q, "--mode", "near-dup", "--top-k", "0",
                    check=False).returncode == 2

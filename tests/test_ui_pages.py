@@ -367,3 +367,36 @@ def test_media_detail_shows_a_blurred_keyframe_strip_for_a_video(case, db):
     assert "Keyframes (2 shown)" in [s.value for s in at.subheader]
     assert len(at.image) == 3  # the video's own cell and two keyframes, all blurred until revealed
     assert [b.label for b in at.main.button].count("Reveal") == 3
+
+
+def fake_scene_search(case_dir, query, mode, top_k=20, **_kw) -> dict:
+    """A scene-mode result: a verified room match with point pairs and a place, and an unverified one."""
+    result = fake_search(case_dir, query, mode, top_k)
+    for r in result["results"]:
+        r.update({"query_face": None, "box": None, "cosine": r["score"], "inliers": None, "matches": [],
+                  "place": None, "verified": False})
+    first = result["results"][0]
+    first.update({"inliers": 42, "verified": True, "place": {"name": "Hotel Alpha", "detail": {}},
+                  "matches": [[10.0 * i, 20.0 + i, 12.0 * i, 25.0 + i] for i in range(30)]})
+    result["query"] = {"path": str(query), "mode": "scene", "faces": [], "masked": [[40.0, 30.0, 300.0, 500.0]]}
+    result["threshold"] = 0.83
+    return result
+
+
+def test_scene_search_shows_score_parts_place_and_room_points(case, db, monkeypatch):
+    import indexer.search
+
+    monkeypatch.setattr(indexer.search, "search", fake_scene_search)
+    at = logged_in("reviewer").switch_page("views/search.py").run()
+    at.selectbox[0].select("scene")
+    at.file_uploader[0].upload("room.jpg", (SAMPLE / IMAGES[0]).read_bytes(), "image/jpeg")
+    button(at, "Search").click()
+    at.run()
+    assert not at.exception, at.exception
+    page = texts(at)
+    assert "1 person region(s) left out" in page
+    assert "cosine 0.910 · 42 inliers" in page and "not verified" in page
+    assert "Place: Hotel Alpha" in page
+    assert [e.label for e in at.expander] == ["Room points (42)"]
+    # The query, three candidates and the side-by-side room points; nothing revealed yet.
+    assert len(at.image) == 5 and not actions(db, "reveal")

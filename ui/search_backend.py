@@ -23,6 +23,7 @@ QUERY_MAX_MB = 25  # also Streamlit's server.maxUploadSize in ui/config.toml; a 
 QUERY_MAX_BYTES = QUERY_MAX_MB * 1024 * 1024
 _models_lock = threading.Lock()
 _face_models: list = []  # face models, loaded once per server process: code and weights, never case data
+_scene_models: list = []  # the same for the scene embedder and its masking detector
 VIDEO_LABELS = ("MP4", "MOV", "MKV", "AVI", "3GP", "MPEG-TS", "ASF", "FLV", "MPEG-PS")
 
 
@@ -87,8 +88,11 @@ def run_search(case_root: Path, query: Query, mode: str, top_k: int) -> tuple[di
 
     kwargs = {}
     try:
-        if mode == "face" and "models" in inspect.signature(search_module.search).parameters:
+        parameters = inspect.signature(search_module.search).parameters
+        if mode == "face" and "models" in parameters:
             kwargs["models"] = _load_face_models(search_module)
+        if mode == "scene" and "scene_models" in parameters:
+            kwargs["scene_models"] = _load_scene_models()
         result = search_module.search(case_root, query.path, mode, top_k=top_k, **kwargs)
     except Exception as exc:  # noqa: BLE001 - any failure of the search becomes a message on the page
         message = str(exc) or type(exc).__name__
@@ -104,3 +108,13 @@ def _load_face_models(search_module: Any) -> Any:
         if not _face_models:
             _face_models.append(search_module.load_face_models())
         return _face_models[0]
+
+
+def _load_scene_models() -> Any:
+    """The scene embedder and the detector that masks people, loaded once per server process."""
+    from indexer.scene_search import load_scene_models
+
+    with _models_lock:
+        if not _scene_models:
+            _scene_models.append(load_scene_models())
+        return _scene_models[0]

@@ -175,20 +175,9 @@ def _crop(img: Image.Image, box: tuple[float, float, float, float]) -> Image.Ima
 
 
 def _video_frame(data: bytes, t: float) -> Image.Image:
-    import av
+    from vidpipe.video.frame_at import frame_at
 
-    from vidpipe.decode.image import DEFAULT_MAX_PIXELS
-
-    with av.open(io.BytesIO(data)) as container:
-        stream = container.streams.video[0]
-        if t > 0 and stream.time_base:
-            container.seek(int(t / stream.time_base), stream=stream, backward=True)
-        for n, frame in enumerate(container.decode(stream)):
-            if frame.width * frame.height > DEFAULT_MAX_PIXELS:
-                raise ValueError("video frame exceeds the pixel budget")
-            if frame.time is None or frame.time >= t - 1e-3 or n >= MAX_VIDEO_FRAMES:
-                return frame.to_image()
-    raise ValueError("no decodable frame at the requested time")
+    return frame_at(data, t, MAX_VIDEO_FRAMES)
 
 
 def _write(r: ThumbRequest, out_dir: Path, img: Image.Image, src_w: int, src_h: int) -> str:

@@ -51,6 +51,35 @@ def render(thumb: Thumb, *, revealed: bool, boxes: Sequence[Box] = (), highlight
     return buf.getvalue()
 
 
+MATCH_COLOURS = ("#ffcc00", "#34c759", "#0a84ff", "#ff9f0a", "#bf5af2")
+
+
+def render_matches(left: Thumb, right: Thumb, matches: Sequence[Sequence[float]], *, left_revealed: bool,
+                   right_revealed: bool, max_lines: int = 40) -> bytes:
+    """Side-by-side JPEG of two thumbnails (each blurred unless revealed) with matched room points
+    joined by lines: ``matches`` rows are (x_left, y_left, x_right, y_right) in source pixels."""
+    a = Image.open(io.BytesIO(render(left, revealed=left_revealed)))
+    b = Image.open(io.BytesIO(render(right, revealed=right_revealed)))
+    gap = 8
+    canvas = Image.new("RGB", (a.width + gap + b.width, max(a.height, b.height)), "white")
+    canvas.paste(a, (0, 0))
+    canvas.paste(b, (a.width + gap, 0))
+    draw = ImageDraw.Draw(canvas)
+    sa = (a.width / left.src_w, a.height / left.src_h) if left.src_w and left.src_h else (0, 0)
+    sb = (b.width / right.src_w, b.height / right.src_h) if right.src_w and right.src_h else (0, 0)
+    step = max(1, len(matches) // max_lines)
+    for i, m in enumerate(list(matches)[::step][:max_lines]):
+        xa, ya = m[0] * sa[0], m[1] * sa[1]
+        xb, yb = a.width + gap + m[2] * sb[0], m[3] * sb[1]
+        colour = MATCH_COLOURS[i % len(MATCH_COLOURS)]
+        draw.line([xa, ya, xb, yb], fill=colour, width=1)
+        for x, y in ((xa, ya), (xb, yb)):
+            draw.ellipse([x - 3, y - 3, x + 3, y + 3], outline=colour, width=2)
+    buf = io.BytesIO()
+    canvas.save(buf, "JPEG", quality=85)
+    return buf.getvalue()
+
+
 def show(user: User, thumb: Thumb | None, *, key: str, sha256: str, caption: str = "",
          boxes: Sequence[Box] = (), highlight: int | None = None, detail: dict | None = None,
          slot: str = "") -> None:

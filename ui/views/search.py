@@ -63,6 +63,9 @@ q, result = last["query"], last["result"]
 query = Query(Path(q["path"]), q["sha256"], q["label"], q["kind"])
 candidates = candidates_from_search(result, q)
 query_faces = [f["box"] for f in (result.get("query") or {}).get("faces") or []]
+# Scene mode: the body regions left out of the room comparison are drawn on the query instead.
+query_boxes = query_faces or list((result.get("query") or {}).get("masked") or [])
+by_rank = {r["rank"]: r for r in result.get("results") or []}
 threshold = result.get("threshold")
 
 requests = [request_for_file(query.path, query.sha256, query.label, query.kind,
@@ -74,7 +77,9 @@ left, right = st.columns([1, 3])
 with left:
     st.subheader("Query")
     view.show(user, thumbs.get(requests[0].key), key=requests[0].key, sha256=query.sha256,
-              boxes=query_faces, caption=f"{q['mode']} query · {len(query_faces)} face(s)", slot="query")
+              boxes=query_boxes, caption=(f"{q['mode']} query · {len(query_faces)} face(s)" if q["mode"] != "scene"
+                                          else f"scene query · {len(query_boxes)} person region(s) left out"),
+              slot="query")
 with right:
     st.subheader(f"{len(candidates)} results")
     st.write("Threshold: " + (f"**{threshold:.3f}** (score ≥ threshold counts as a match)" if threshold is not None
@@ -104,10 +109,23 @@ for start in range(0, len(candidates), GRID_COLUMNS):
             when = f" · t={cand.video_time_s:.2f}s" if cand.video_time_s is not None else ""
             score = "n/a" if cand.score is None else f"{cand.score:.3f}"
             caption = f"#{cand.rank} · score {score} ({mark}){when}"
+            raw = by_rank.get(cand.rank, {})
+            if "cosine" in raw:  # scene mode: what the score is made of, and the place if labelled
+                geometry = f" · {raw['inliers']} inliers" if raw.get("inliers") is not None else " · not verified"
+                caption += f" · cosine {raw['cosine']:.3f}{geometry}"
             view.show(user, thumbs.get(req.key) if req else None, key=req.key if req else cand.key,
                       sha256=cand.media_sha256, caption=caption, boxes=[cand.box] if cand.box else [],
                       slot=f"r{cand.rank}q{cand.query_face}")
             st.caption(view.esc(Path(cand.media_path).name or cand.media_sha256[:16]))
+            if raw.get("place"):
+                st.caption("Place: " + view.esc(raw["place"]["name"]))
+            if raw.get("matches") and req and thumbs.get(req.key) and thumbs.get(requests[0].key):
+                with st.expander(f"Room points ({raw['inliers']})"):
+                    st.image(view.render_matches(
+                        thumbs[requests[0].key], thumbs[req.key], raw["matches"],
+                        left_revealed=session.is_revealed(requests[0].key),
+                        right_revealed=session.is_revealed(req.key)),
+                        caption="Matched points that fit one room geometry (query left)")
             b1, b2 = st.columns(2)
             if can(user.role, "decide") and cand.key not in queued and b1.button("Queue", key=f"q_{cand.key}"):
                 st.session_state.setdefault("_vp_queue", []).append({**candidate_dict(cand), "key": cand.key})

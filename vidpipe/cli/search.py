@@ -67,6 +67,25 @@ def _threshold_line(r: dict) -> str:
     return f"threshold: score >= {r['threshold']:.4f}{extra} [{origin}{rates}{target}]"
 
 
+def _where(hit: dict) -> str:
+    """What matched, per mode: the hash distance, the room evidence, the face box, the frame time."""
+    media = hit["media"]
+    parts = []
+    if hit.get("signal"):
+        parts.append(f"{hit['signal']} d={hit['distance']}")
+    if "cosine" in hit:
+        from indexer.scene_search import describe_matches
+
+        parts.append(describe_matches(hit))
+    if "query_match_percent" in hit:
+        parts.append(f"frames {hit['query_match_percent']:.0f}%/{hit['compared_match_percent']:.0f}%")
+    if media.get("video_time_s") is not None:
+        parts.append(f"t={media['video_time_s']:.2f}s")
+    if hit.get("box"):
+        parts.append(f"box {[round(v) for v in hit['box']]}")
+    return " ".join(parts)
+
+
 def format_table(r: dict) -> str:
     """The search result as a readable table (what --json prints as one object)."""
     q = r["query"]
@@ -83,12 +102,7 @@ def format_table(r: dict) -> str:
     for hit in r["results"]:
         media = hit["media"]
         match = {True: "yes", False: "no", None: "?"}[hit.get("above_threshold")]
-        if hit.get("signal"):
-            where = f"{hit['signal']} d={hit['distance']}"
-        elif media.get("video_time_s") is not None:
-            where = f"t={media['video_time_s']:.2f}s box {[round(v) for v in hit['box']]}"
-        else:
-            where = f"box {[round(v) for v in hit['box']]}"
+        where = _where(hit)
         qf = "-" if hit.get("query_face") is None else str(hit["query_face"])
         lines.append(f"{qf:>4} {hit['rank']:>4} {hit['score']:>7.4f} {match:>5}  {where:<22} {media['path']}")
     return "\n".join(lines)

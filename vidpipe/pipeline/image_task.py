@@ -48,7 +48,7 @@ def process_image(task: ContentTask, data: bytes | None = None) -> ContentResult
         result.status, result.reason = "failed", exc.reason
         result.detail.update({"error": str(exc)[:500], "warnings": warnings})
         return result
-    data_for_faces = data if task.options.get("faces") else b""
+    data_for_faces = data if task.options.get("model_inputs") else b""
     del data
     result.width, result.height = decoded.width, decoded.height
     result.detail.update({"pil_format": decoded.pil_format, "mode": decoded.mode, "frames": decoded.frames,
@@ -69,7 +69,7 @@ def process_image(task: ContentTask, data: bytes | None = None) -> ContentResult
         result.signals.append((value.signal, value.hex, value.quality))
         if value.signal == "pdq" and value.quality is not None and value.quality < PDQ_MIN_QUALITY:
             result.detail["pdq_low_quality"] = True
-    if task.options.get("faces"):
+    if task.options.get("model_inputs"):
         face_input = _face_input(task, data_for_faces, decoded, warnings)
         if face_input is not None:
             result.face_inputs.append(face_input)

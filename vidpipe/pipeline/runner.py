@@ -17,6 +17,7 @@ from typing import Any
 
 from vidpipe import filetype
 from vidpipe.errors import Interrupted
+from vidpipe.pipeline.engines import make_pool
 from vidpipe.pipeline.sandbox import SandboxLimits, SandboxPool, TaskFailure
 from vidpipe.pipeline.summary import ingest_summary
 from vidpipe.pipeline.tasks import ContentResult, ContentTask, HashResult, HashTask, run_content, run_hash
@@ -45,9 +46,12 @@ class IngestConfig:
     faces: bool = True
     scenes: bool = True
     engine: str = "local"
+    ray_address: str | None = None
     max_pixels: int = 200_000_000
     face_detector: str = "mtcnn"
     face_embedder: str = "facenet"
+    scene_embedder: str = "effnet-lite0"
+    places: str | None = None          # CSV naming the place each reference photo shows (vidpipe.places)
     face_weights: str | None = None
     device: str | None = None
     task_timeout_s: float = 60.0
@@ -59,6 +63,7 @@ class IngestConfig:
     def provenance(self) -> dict[str, Any]:
         data = asdict(self)
         data.pop("workers")  # parallelism does not change results
+        data.pop("ray_address")  # nor does where the cluster is (the engine is recorded)
         data.pop("device")  # recorded separately, in the run's environment
         return data
 
@@ -79,6 +84,10 @@ def _hash_timeout(size: int | None, base: float) -> float:
 def run_ingest(case_dir: Path, config: IngestConfig, progress: bool = True) -> dict[str, Any]:
     """Ingest ``config.sources`` into the case; return the contract's summary object."""
     started = time.monotonic()
+    if config.places:  # a malformed label file stops the run before any work (exit 2)
+        from vidpipe.places import read_label_file
+
+        read_label_file(Path(config.places))
     paths, conn = open_case(case_dir, create=True)
     stop = _StopFlag()
     with WriteLock(paths):
@@ -87,12 +96,15 @@ def run_ingest(case_dir: Path, config: IngestConfig, progress: bool = True) -> d
         writer.begin_run("ingest", run_environment(), config.provenance(), config_hash(config.provenance()))
         old_handlers = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
-            faces = _open_face_stage(writer, config) if config.faces else None
+            faces = _open_face_stage(writer, config) if (config.faces or config.scenes) else None
             source_ids = [_discover(writer, root) for root in config.sources]
             writer.commit()
             interrupted = _process(writer, config, stop, progress, faces)
+            places = _apply_places(writer, config) if config.places and not interrupted else None
             summary = ingest_summary(conn, source_ids, writer.run_id, time.monotonic() - started,
-                                     faces_enabled=config.faces)
+                                     faces_enabled=config.faces, scenes_enabled=config.scenes)
+            if places is not None:
+                summary["places"] = places
             if interrupted:
                 summary["status"] = "interrupted"
                 writer.end_run("interrupted", summary)
@@ -117,13 +129,34 @@ def run_ingest(case_dir: Path, config: IngestConfig, progress: bool = True) -> d
 
 @dataclass
 class _Faces:
+    """The model stage and the keys of its models (faces and/or scenes; detection serves both)."""
+
     stage: Any
     detector_key: str
-    embedder_key: str
+    embedder_key: str | None
+    scene_key: str | None = None
+
+    @property
+    def faces_on(self) -> bool:
+        return self.embedder_key is not None
+
+    @property
+    def scenes_on(self) -> bool:
+        return self.scene_key is not None
+
+    @property
+    def faces_version(self) -> str:
+        return f"faces-1:{self.detector_key}:{self.embedder_key}"
+
+    @property
+    def scenes_version(self) -> str:
+        return f"scenes-1:{self.detector_key}:{self.scene_key}"
 
 
 def _open_face_stage(writer: CaseWriter, config: IngestConfig) -> _Faces:
-    """Load face models before any work: missing weights stop the run here (exit 3), not hours in."""
+    """Load the models before any work: missing weights stop the run here (exit 3), not hours in.
+
+    The face detector loads for scenes alone too: its boxes mask the people out of room vectors."""
     import os
 
     # The model thread shares the CPUs with the decode workers: idle OpenMP threads must sleep,
@@ -137,11 +170,28 @@ def _open_face_stage(writer: CaseWriter, config: IngestConfig) -> _Faces:
     if device == "cpu":
         configure_cpu_threads()
     detector = get_detector(config.face_detector, device=device)
-    embedder = get_embedder(config.face_embedder, device=device, weights=config.face_weights)
     detector_key = writer.register_model("face_detector", {**detector.weights_info(), "device": device})
-    embedder_key = writer.register_model("face_embedder", {**embedder.weights_info(), "device": device})
+    embedder = embedder_key = scene_embedder = scene_key = None
+    if config.faces:
+        embedder = get_embedder(config.face_embedder, device=device, weights=config.face_weights)
+        embedder_key = writer.register_model("face_embedder", {**embedder.weights_info(), "device": device})
+    if config.scenes:
+        from vidpipe.extract.scenes import get_scene_embedder
+
+        scene_embedder = get_scene_embedder(config.scene_embedder, device=device)
+        scene_key = writer.register_model("scene_embedder", {**scene_embedder.weights_info(), "device": device})
     writer.commit()
-    return _Faces(FaceStage(detector, embedder), detector_key, embedder_key)
+    return _Faces(FaceStage(detector, embedder, scene_embedder=scene_embedder), detector_key, embedder_key, scene_key)
+
+
+def _apply_places(writer: CaseWriter, config: IngestConfig) -> dict[str, Any]:
+    """Label reference photos with their place, once their content is known (end of the run)."""
+    from vidpipe.places import apply_place_labels
+
+    writer.begin()
+    out = apply_place_labels(writer.conn, writer.run_id, Path(config.places), config.sources)
+    writer.commit()
+    return out
 
 
 def _refresh_indexes(paths, conn) -> dict[str, Any]:
@@ -182,9 +232,16 @@ class _Scheduler:
         self.hash_in_flight = 0
         self.submitted = 0
         self.video_frames_left: dict[str, int] = {}
+        self.model_wants: dict[str, tuple[bool, bool]] = {}
 
     def content_options(self) -> dict[str, Any]:
-        return {"max_pixels": self.config.max_pixels, "faces": self.faces is not None}
+        return {"max_pixels": self.config.max_pixels, "model_inputs": self.faces is not None}
+
+    def wants(self, sha256: str) -> tuple[bool, bool]:
+        """(faces, scene) still to be stored for this content; a resumed run redoes only what is missing."""
+        if sha256 in self.model_wants:
+            return self.model_wants[sha256]
+        return self.faces.faces_on, self.faces.scenes_on
 
     def schedule_pending_items(self) -> None:
         rows = self.conn.execute("SELECT item_id, ref, size FROM items WHERE state='pending' ORDER BY locator_bytes").fetchall()
@@ -224,26 +281,38 @@ class _Scheduler:
         self.submitted += 1
 
     def on_face_output(self, output: Any) -> None:
-        """Store one image's or keyframe's faces; a video's face stage is done with its last frame."""
-        self.writer.apply_faces(output, self.faces.detector_key, self.faces.embedder_key)
+        """Store one image's or keyframe's faces and scene; a video's stages are done with its last frame."""
+        if output.want_faces:
+            self.writer.apply_faces(output, self.faces.detector_key, self.faces.embedder_key)
+        if output.want_scene:
+            self.writer.apply_scene(output, self.faces.scene_key, self.faces.scenes_version)
         if output.video_time_s is None:
+            self.model_wants.pop(output.sha256, None)
             return
         left = self.video_frames_left.get(output.sha256, 0) - 1
         self.video_frames_left[output.sha256] = left
         if left <= 0:
             self.video_frames_left.pop(output.sha256, None)
-            self.writer.mark_stage(output.sha256, "faces",
-                                   f"faces-1:{self.faces.detector_key}:{self.faces.embedder_key}")
+            self.model_wants.pop(output.sha256, None)
+            if output.want_faces:
+                self.writer.mark_stage(output.sha256, "faces", self.faces.faces_version)
+            if output.want_scene:
+                self.writer.mark_stage(output.sha256, "scenes", self.faces.scenes_version)
+
+    def submit_model_input(self, item: Any) -> None:
+        item.want_faces, item.want_scene = self.wants(item.sha256)
+        self.faces.stage.submit(item)
 
     def _on_face_input(self, sha256: str, result: Any) -> None:
         from vidpipe.pipeline.face_stage import FaceInput, FaceOutput
 
         if isinstance(result, FaceInput):
-            self.faces.stage.submit(result)
+            self.submit_model_input(result)
             return
         reason = result.reason if isinstance(result, (ContentResult, TaskFailure)) else "face_decode"
-        self.writer.apply_faces(FaceOutput(sha256, None, error=f"face_decode:{reason}"),
-                                self.faces.detector_key, self.faces.embedder_key)
+        want_faces, want_scene = self.wants(sha256)
+        self.on_face_output(FaceOutput(sha256, None, error=f"face_decode:{reason}", want_faces=want_faces,
+                                       want_scene=want_scene))
 
     def on_result(self, key: tuple, result: Any) -> None:
         if key[0] == "hash":
@@ -293,30 +362,45 @@ class _Scheduler:
             if video_frames:
                 self.video_frames_left[result.sha256] = video_frames
             for face_input in result.face_inputs:
-                self.faces.stage.submit(face_input)
+                self.submit_model_input(face_input)
         if result.members:
             self.writer.commit()
             self.schedule_pending_items()
 
 
+def _missing_stages_sql(faces: _Faces) -> str:
+    wanted = [stage for stage, on in (("faces", faces.faces_on), ("scenes", faces.scenes_on)) if on]
+    return " OR ".join(f"NOT EXISTS (SELECT 1 FROM stages s WHERE s.sha256=m.sha256 AND s.stage='{stage}')"
+                       for stage in wanted) or "0"
+
+
 def _schedule_pending_faces(scheduler: _Scheduler) -> None:
-    """Images whose features are stored but whose faces are not (a run killed in between)."""
+    """Content whose features are stored but whose faces or scene are not (a run killed in between,
+    or an earlier run with --no-faces/--no-scenes)."""
+    faces = scheduler.faces
+    missing = _missing_stages_sql(faces)
+    for row in scheduler.conn.execute(
+            "SELECT m.sha256, (SELECT COUNT(*) FROM stages s WHERE s.sha256=m.sha256 AND s.stage='faces'), "
+            "(SELECT COUNT(*) FROM stages s WHERE s.sha256=m.sha256 AND s.stage='scenes') FROM media m "
+            "WHERE m.kind IN ('image','video') AND m.state='done' AND m.status IN ('ok','partial') "
+            f"AND ({missing})").fetchall():
+        scheduler.model_wants[row[0]] = (faces.faces_on and not row[1], faces.scenes_on and not row[2])
     rows = scheduler.conn.execute(
         "SELECT m.sha256, m.label, m.kind, m.size FROM media m WHERE m.kind='image' AND m.state='done' "
         "AND m.status IN ('ok','partial') AND m.width IS NOT NULL "
-        "AND NOT EXISTS (SELECT 1 FROM stages s WHERE s.sha256=m.sha256 AND s.stage='faces')").fetchall()
+        f"AND ({missing})").fetchall()
     for row in rows:
         ref_row = scheduler.conn.execute("SELECT ref FROM items WHERE sha256=? ORDER BY locator_bytes LIMIT 1",
                                          (row["sha256"],)).fetchone()
         task = ContentTask(row["sha256"], ItemRef.from_blob(ref_row["ref"]), row["label"], row["kind"],
-                           scheduler.config.archive_limits, {"max_pixels": scheduler.config.max_pixels, "faces": True})
+                           scheduler.config.archive_limits, {"max_pixels": scheduler.config.max_pixels, "model_inputs": True})
         scheduler.pool.submit(("face_input", row["sha256"]), "face_input", task,
                               _hash_timeout(row["size"], scheduler.config.task_timeout_s))
         scheduler.submitted += 1
     # A video's keyframes are not stored as pixels: redo its video stage (same values) for the faces.
     for row in scheduler.conn.execute(
             "SELECT m.sha256 FROM media m WHERE m.kind='video' AND m.state='done' AND m.status IN ('ok','partial') "
-            "AND NOT EXISTS (SELECT 1 FROM stages s WHERE s.sha256=m.sha256 AND s.stage='faces')").fetchall():
+            f"AND ({missing})").fetchall():
         scheduler.schedule_content(row["sha256"], "video")
 
 
@@ -325,7 +409,7 @@ def _process(writer: CaseWriter, config: IngestConfig, stop: _StopFlag, progress
     """Run every pending task; return True when stopped by a signal."""
     limits = SandboxLimits(memory_bytes=config.worker_memory_mb * 1024**2, base_timeout_s=config.task_timeout_s)
     bar = _progress_bar(progress)
-    with SandboxPool(WORKER_FUNCTIONS, config.workers, limits) as pool:
+    with make_pool(config.engine, WORKER_FUNCTIONS, config.workers, limits, config.ray_address) as pool:
         scheduler = _Scheduler(writer, config, pool, faces)
         scheduler.schedule_pending_items()
         scheduler.schedule_pending_content()

@@ -12,7 +12,7 @@ from typing import Any
 
 
 def ingest_summary(conn: sqlite3.Connection, source_ids: list[int], run_id: str, elapsed_s: float,
-                   faces_enabled: bool = False) -> dict[str, Any]:
+                   faces_enabled: bool = False, scenes_enabled: bool = False) -> dict[str, Any]:
     marks = ",".join("?" * len(source_ids)) or "NULL"
     rows = conn.execute(
         f"SELECT s.status, s.reason, COUNT(*) AS n FROM item_status s JOIN items i ON i.item_id = s.item_id "
@@ -39,14 +39,16 @@ def ingest_summary(conn: sqlite3.Connection, source_ids: list[int], run_id: str,
         f"SELECT s.reason, COUNT(*) FROM item_status s JOIN items i ON i.item_id = s.item_id "
         f"WHERE i.source_id IN ({marks}) AND s.status='partial' GROUP BY s.reason", source_ids).fetchall())
     faces = _count_if_table(conn, "faces", source_ids)
-    if faces_enabled:
-        # An image whose face stage has not run yet is not finished either.
+    scenes = _count_if_table(conn, "scenes", source_ids)
+    wanted = [stage for stage, on in (("faces", faces_enabled), ("scenes", scenes_enabled)) if on]
+    if wanted:
+        # An image whose face or scene stage has not run yet is not finished either.
+        missing = " OR ".join(f"NOT EXISTS (SELECT 1 FROM stages s WHERE s.sha256 = m.sha256 AND s.stage = '{stage}')"
+                              for stage in wanted)
         unfinished += conn.execute(
             f"SELECT COUNT(DISTINCT m.sha256) FROM media m JOIN items i ON i.sha256 = m.sha256 "
             f"WHERE i.source_id IN ({marks}) AND ((m.kind='image' AND m.width IS NOT NULL) OR m.kind='video') "
-            f"AND m.state='done' "
-            f"AND m.status IN ('ok','partial') AND NOT EXISTS (SELECT 1 FROM stages s WHERE s.sha256 = m.sha256 "
-            f"AND s.stage = 'faces')", source_ids).fetchone()[0]
+            f"AND m.state='done' AND m.status IN ('ok','partial') AND ({missing})", source_ids).fetchone()[0]
     frames = _count_if_table(conn, "frames", source_ids)
     return {
         "run_id": run_id,
@@ -61,6 +63,7 @@ def ingest_summary(conn: sqlite3.Connection, source_ids: list[int], run_id: str,
         "archives": kinds.get("archive", 0),
         "frames": frames,
         "faces": faces,
+        "scenes": scenes,
         "partial_reasons": dict(sorted((k or "unknown", v) for k, v in partial_reasons.items())),
         "unfinished": unfinished,
         "elapsed_s": round(elapsed_s, 3),

@@ -64,7 +64,7 @@ def process_video(task: ContentTask) -> ContentResult:
         img = Image.fromarray(kf.rgb)
         p = pdq.compute(img)
         frames.append((kf.time_s, kf.frame_index, kf.shot_id, kf.reason, p.hex, p.quality, phash.compute(img).hex))
-        if task.options.get("faces"):
+        if task.options.get("model_inputs"):
             from vidpipe.pipeline.face_stage import FaceInput
 
             result.face_inputs.append(FaceInput(task.sha256, kf.rgb, kf.rgb.shape[1] / max(1, upright_width),

@@ -316,4 +316,33 @@ CREATE TABLE hashlist_hits (
 );
 """))
 
+MIGRATIONS.append((8, "scene (room) embeddings and reference places", """
+-- One room vector per image, or per keyframe of a video; people are masked out before embedding
+-- (the body boxes hidden are kept so that a reviewer can see what the vector did not look at).
+CREATE TABLE scenes (
+    scene_id      INTEGER PRIMARY KEY,
+    sha256        TEXT NOT NULL REFERENCES media(sha256),
+    frame_key     TEXT NOT NULL DEFAULT '',   -- '' for an image; the frame time for a video frame
+    video_time_s  REAL,
+    embedder      TEXT NOT NULL REFERENCES models(model_key),
+    embedding     BLOB NOT NULL,          -- float32 little-endian, L2-normalised
+    masked        TEXT NOT NULL,          -- JSON [[x1, y1, x2, y2], ...] in upright full-resolution pixels
+    run_id        TEXT NOT NULL REFERENCES runs(run_id),
+    UNIQUE (sha256, frame_key, embedder)
+);
+CREATE INDEX scenes_sha256 ON scenes(sha256);
+
+-- Reference photos that name a place (a hotel's own room photos, say), from a labels CSV given
+-- at ingest. A scene match on one of these can name the place; the label file is kept by hash.
+CREATE TABLE places (
+    sha256        TEXT NOT NULL REFERENCES media(sha256),
+    place         TEXT NOT NULL,          -- e.g. the hotel's name
+    detail        TEXT,                   -- JSON: the CSV's other columns (chain, city, room, ...)
+    label_file    TEXT NOT NULL,          -- absolute path of the CSV
+    label_sha256  TEXT NOT NULL,
+    run_id        TEXT NOT NULL REFERENCES runs(run_id),
+    PRIMARY KEY (sha256, place)
+);
+"""))
+
 SCHEMA_VERSION = MIGRATIONS[-1][0]

@@ -220,6 +220,33 @@ class CaseWriter:
                 "INSERT OR REPLACE INTO stages(sha256, stage, stage_version, status, reason, run_id, done_utc) "
                 "VALUES (?,?,?,?,?,?,?)", (output.sha256, "faces", version, "ok", None, self.run_id, utc_now()))
 
+    def apply_scene(self, output: Any, scene_key: str, version: str) -> None:
+        """Store one image's (or frame's) masked room vector and, for an image, mark its scene stage."""
+        import numpy as np
+
+        self.begin()
+        self._ops += 1
+        frame_key = "" if output.video_time_s is None else f"{output.video_time_s:.3f}"
+        stage = "scenes" + (f"@{frame_key}" if frame_key else "")
+        error = output.error or output.scene_error or (None if output.scene is not None else "scene_missing")
+        if error:
+            self.conn.execute(
+                "INSERT OR REPLACE INTO stages(sha256, stage, stage_version, status, reason, run_id, done_utc) "
+                "VALUES (?,?,?,?,?,?,?)", (output.sha256, stage, version, "failed", error, self.run_id, utc_now()))
+            self.conn.execute("UPDATE media SET status='partial', reason=? WHERE sha256=? AND status='ok'",
+                              (error, output.sha256))
+            return
+        self.conn.execute(
+            "INSERT INTO scenes(sha256, frame_key, video_time_s, embedder, embedding, masked, run_id) "
+            "VALUES (?,?,?,?,?,?,?) ON CONFLICT(sha256, frame_key, embedder) DO UPDATE SET "
+            "embedding=excluded.embedding, masked=excluded.masked, run_id=excluded.run_id",
+            (output.sha256, frame_key, output.video_time_s, scene_key,
+             np.asarray(output.scene, dtype="<f4").tobytes(), _json(output.scene_masked), self.run_id))
+        if not frame_key:
+            self.conn.execute(
+                "INSERT OR REPLACE INTO stages(sha256, stage, stage_version, status, reason, run_id, done_utc) "
+                "VALUES (?,?,?,?,?,?,?)", (output.sha256, "scenes", version, "ok", None, self.run_id, utc_now()))
+
     def mark_stage(self, sha256: str, stage: str, version: str, status: str = "ok", reason: str | None = None) -> None:
         self.begin()
         self._ops += 1
