@@ -314,13 +314,14 @@ def _search_near_dup(paths, conn, qpath, data, file_type, top_k) -> dict:
 
 
 def _search_video(conn, qpath, data, file_type, top_k) -> dict:
-    from indexer.video_search import VIDEO_THRESHOLD, VIDEO_THRESHOLD_SOURCE, query_vpdq, search_videos
+    from indexer.video_search import VIDEO_THRESHOLD, VIDEO_THRESHOLD_SOURCE, query_signatures, search_videos
 
-    query = query_vpdq(data, file_type)
-    hits = search_videos(conn, query, top_k)
+    query, query_tmk = query_signatures(data, file_type)
+    hits = search_videos(conn, query, top_k, query_tmk)
     media = _media_info(conn, [h["sha256"] for h in hits])
     results = [{"rank": rank, "score": h["score"], "query_face": None,
                 "media": {**media[h["sha256"]], "video_time_s": None}, "box": None,
+                "score_signal": h["score_signal"], "vpdq_match": h["vpdq_match"],
                 "query_match_percent": h["query_match_percent"],
                 "compared_match_percent": h["compared_match_percent"], "above_threshold": h["above_threshold"]}
                for rank, h in enumerate(hits, 1)]

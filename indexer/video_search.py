@@ -1,4 +1,13 @@
-"""Video search: vPDQ video-to-video matching (Meta's rule) and keyframe hits for still queries.
+"""Video search: video-to-video matching (TMK level-1 family similarity, Meta's vPDQ rule beside
+it) and keyframe hits for still queries.
+
+A video query is scored against every case video two ways, from one decode of the query:
+- ``score`` = TMK level-1 (cosine of average PDQF features, `vidpipe.video.tmk`): robust to bars,
+  logos, colour changes and frame-phase; matches at >= TMK_LEVEL1_THRESHOLD.
+- ``vpdq_match``: Meta's strict vPDQ rule (frames within 31 bits, >= 80 % both ways), the verdict
+  that interoperates with vPDQ hash lists; its two percentages are reported.
+``above_threshold`` is true when either says match. A video ingested before the TMK signature
+existed is scored by its vPDQ query share instead (``score_signal`` says which).
 
 Both brute-force over hashes held in the case database with numpy popcounts: a case with
 100 000 keyframes is 3.2 MB of PDQ codes, a few milliseconds per query. The binary FAISS index
@@ -24,15 +33,23 @@ from vidpipe.video.vpdq import (
 
 def query_vpdq(data: bytes, file_type) -> list[VpdqFeature]:
     """vPDQ of a query video, decoded in memory with the demuxer its content names."""
+    return query_signatures(data, file_type)[0]
+
+
+def query_signatures(data: bytes, file_type) -> tuple[list[VpdqFeature], np.ndarray | None]:
+    """(vPDQ features, TMK level-1 feature) of a query video, from one in-memory decode."""
     from vidpipe.pipeline.video_task import DEMUXERS
-    from vidpipe.video import VideoOpenError, compute_vpdq, open_video
+    from vidpipe.video import VideoOpenError, VpdqHasher, open_video, scan
+    from vidpipe.video.tmk import TmkAverager
 
     demuxer = DEMUXERS.get(file_type.label)
     if file_type.kind != "video" or demuxer is None:
         raise UsageError(f"video mode needs a video query; the file is {file_type.label} ({file_type.kind})")
     try:
         with open_video(io.BytesIO(data), demuxer, None, threads=1) as stream:
-            return compute_vpdq(stream).features
+            vpdq, tmk = VpdqHasher(stream.fps), TmkAverager()
+            scan(stream, vpdq, tmk)
+            return vpdq.features, tmk.feature()
     except VideoOpenError as exc:
         raise VidpipeError(f"the query video could not be decoded: {exc}") from exc
 
@@ -44,26 +61,55 @@ def case_vpdq(conn: sqlite3.Connection) -> dict[str, list[VpdqFeature]]:
     return out
 
 
-def search_videos(conn: sqlite3.Connection, query: list[VpdqFeature], top_k: int) -> list[dict]:
-    """Rank the case's videos by the share of the query's frames they match (Meta's matcher)."""
+def case_tmk(conn: sqlite3.Connection) -> dict[str, np.ndarray]:
+    from vidpipe.video.tmk import SIGNAL, from_hex
+
+    return {r["sha256"]: from_hex(r["value"]) for r in conn.execute(
+        "SELECT sha256, value FROM signals WHERE signal = ?", (SIGNAL,))}
+
+
+def search_videos(conn: sqlite3.Connection, query: list[VpdqFeature], top_k: int,
+                  query_tmk: np.ndarray | None = None) -> list[dict]:
+    """Rank the case's videos by TMK level-1 similarity (vPDQ query share where a video has no TMK
+    signature); every result carries Meta's vPDQ verdict and percentages too."""
+    from vidpipe.video.tmk import TMK_LEVEL1_THRESHOLD, level1
+
+    tmk = case_tmk(conn) if query_tmk is not None else {}
     scored = []
     for sha256, features in case_vpdq(conn).items():
         match = match_vpdq(query, features)
-        if match.query_match_percent == 0 and match.compared_match_percent == 0:
-            continue
-        scored.append((match.query_match_percent / 100.0, match.compared_match_percent / 100.0, sha256, match))
+        if sha256 in tmk:
+            score, signal = level1(query_tmk, tmk[sha256]), "tmk_l1"
+            above = score >= TMK_LEVEL1_THRESHOLD or match.is_match()
+        else:
+            if match.query_match_percent == 0 and match.compared_match_percent == 0:
+                continue
+            score, signal, above = match.query_match_percent / 100.0, "vpdq", match.is_match()
+        scored.append((score, match.compared_match_percent, sha256, match, signal, above))
     scored.sort(key=lambda s: (-s[0], -s[1], s[2]))
-    return [{"sha256": sha, "score": round(q, 6), "query_match_percent": round(m.query_match_percent, 2),
-             "compared_match_percent": round(m.compared_match_percent, 2), "above_threshold": bool(m.is_match())}
-            for q, _, sha, m in scored[:top_k]]
+    return [{"sha256": sha, "score": round(score, 6), "score_signal": signal,
+             "query_match_percent": round(m.query_match_percent, 2),
+             "compared_match_percent": round(m.compared_match_percent, 2), "vpdq_match": bool(m.is_match()),
+             "above_threshold": bool(above)}
+            for score, _, sha, m, signal, above in scored[:top_k]]
 
 
-VIDEO_THRESHOLD = VPDQ_QUERY_MATCH_THRESHOLD_PERCENT / 100.0
+def _threshold() -> float:
+    from vidpipe.video.tmk import TMK_LEVEL1_THRESHOLD
+
+    return TMK_LEVEL1_THRESHOLD
+
+
+VIDEO_THRESHOLD = _threshold()
 VIDEO_THRESHOLD_SOURCE = {
-    "calibration_id": None, "far": None, "frr": None, "target": None,
-    "default": (f"Meta vPDQ: frames match at PDQ distance <= {PDQ_MATCH_DISTANCE} with quality >= {PDQ_MIN_QUALITY}; "
-                f"videos match when >= {VPDQ_QUERY_MATCH_THRESHOLD_PERCENT:g}% of the query's frames and >= "
+    "calibration_id": None, "far": None, "frr": None, "target": "no cross-family match on ThreatExchange's clips",
+    "default": (f"TMK level-1 (cosine of average PDQF features) >= {VIDEO_THRESHOLD:g}: the middle of the gap between "
+                "same-family (>= 0.42) and cross-family (<= 0.20) pairs of ThreatExchange's 14 sample clips; "
+                f"or Meta's vPDQ rule: frames match at PDQ distance <= {PDQ_MATCH_DISTANCE} with quality >= "
+                f"{PDQ_MIN_QUALITY}, videos when >= {VPDQ_QUERY_MATCH_THRESHOLD_PERCENT:g}% of the query's and >= "
                 f"{VPDQ_COMPARED_MATCH_THRESHOLD_PERCENT:g}% of the compared video's frames match"),
+    "vpdq_query_percent": VPDQ_QUERY_MATCH_THRESHOLD_PERCENT,
+    "vpdq_compared_percent": VPDQ_COMPARED_MATCH_THRESHOLD_PERCENT,
 }
 
 

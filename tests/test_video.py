@@ -360,3 +360,35 @@ def test_unknown_demuxer_refused(tmp_path):
         with pytest.raises(VideoOpenError) as err:
             _open_all_backends(path, demuxer)
         assert err.value.reason == "format_not_allowed"
+
+
+# --------------------------------------------------------------------------------------------
+# TMK level-1: our average PDQF features against Meta's .tmk files, and the family threshold.
+
+
+@pytest.mark.evaldata
+def test_tmk_level1_agrees_with_meta_and_separates_families(eval_data):
+    from vidpipe.video.tmk import TMK_LEVEL1_THRESHOLD, TmkAverager, level1, read_tmk_file
+
+    root = _videos(eval_data) / "threatexchange"
+    meta = {p.stem: read_tmk_file(p) for p in sorted((root / "tmk-sample-hashes").glob("*.tmk"))}
+    assert meta and all(m.frames_per_sec == 15 for m in meta.values())
+    ours, agreement = {}, {}
+    for path in sorted((root / "sample-videos").glob("*.mp4")):
+        if path.stem not in meta:
+            continue
+        with open_video_path(str(path), "mp4") as stream:
+            fold = TmkAverager()
+            scan(stream, fold)
+        ours[path.stem] = fold.feature()
+        agreement[path.stem] = level1(ours[path.stem], meta[path.stem].average)
+        assert abs(fold.frames - meta[path.stem].frame_feature_count) <= 3, path.stem
+    print(f"\nTMK level-1 feature vs Meta's .tmk: min cosine {min(agreement.values()):.4f}")
+    assert len(ours) >= 12 and min(agreement.values()) >= 0.98
+    for features in (ours, {n: m.average for n, m in meta.items()}):
+        names = sorted(features)
+        for i, a in enumerate(names):
+            for b in names[i + 1:]:
+                same = _family(a) == _family(b)
+                score = level1(features[a], features[b])
+                assert (score >= TMK_LEVEL1_THRESHOLD) == same, (a, b, round(score, 3))

@@ -15,7 +15,8 @@ from vidpipe.sources.base import ItemRef
 from vidpipe.sources.limits import ArchiveLimits
 from vidpipe.sources.opener import NotRegularFile, TooLarge, open_item, read_capped
 
-STAGE_VERSIONS = {"image": "image-1", "video": "video-1", "archive": "archive-1", "other": "other-1"}
+# video-2: adds the TMK level-1 signature (vidpipe.video.tmk).
+STAGE_VERSIONS = {"image": "image-1", "video": "video-2", "archive": "archive-1", "other": "other-1"}
 MAX_IMAGE_BYTES = 512 * 1024**2  # an image file larger than this is not decoded
 
 

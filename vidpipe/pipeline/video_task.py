@@ -28,6 +28,8 @@ def process_video(task: ContentTask) -> ContentResult:
     if demuxer is None:
         return ContentResult(task.sha256, "failed", "format_not_allowed", STAGE)
     from vidpipe.video import KeyframeSelector, VideoOpenError, VpdqHasher, open_video, scan
+    from vidpipe.video.tmk import SIGNAL as TMK_SIGNAL
+    from vidpipe.video.tmk import TmkAverager, to_hex
 
     try:
         fileobj = open_item(task.ref, task.limits)
@@ -44,8 +46,9 @@ def process_video(task: ContentTask) -> ContentResult:
             selector = KeyframeSelector(stream.nominal_fps or stream.fps, stream.duration_s,
                                         every_s=KEYFRAME_EVERY_S, max_keyframes=INGEST_MAX_KEYFRAMES)
             hasher = VpdqHasher(stream.fps)
+            tmk = TmkAverager()
             try:
-                scan(stream, selector, hasher)
+                scan(stream, selector, hasher, tmk)
             except Exception as exc:  # noqa: BLE001 - a decode error mid-stream keeps what came before
                 selector_partial, error = True, f"{type(exc).__name__}: {exc}"[:300]
             else:
@@ -58,6 +61,9 @@ def process_video(task: ContentTask) -> ContentResult:
     result = ContentResult(task.sha256, "partial" if keyframes.partial else "ok",
                            "truncated" if keyframes.partial else None, STAGE,
                            width=info["width"], height=info["height"])
+    feature = tmk.feature()
+    if feature is not None:
+        result.signals.append((TMK_SIGNAL, to_hex(feature), tmk.frames))
     phash, pdq = get_hasher("phash"), get_hasher("pdq")
     frames = []
     for kf in keyframes.keyframes:
