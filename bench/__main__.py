@@ -12,6 +12,7 @@ BENCHES = [
     ("video", "bench.video_bench", []),
     ("scenes", "bench.eval_scenes", ["--quick"]),
     ("index", "bench.index_bench", []),
+    ("engines (local vs ray)", "bench.engine_bench", []),
 ]
 
 

@@ -141,7 +141,7 @@ def calibrate_faces(case_dir: Path, labels_csv: Path, target_far: float = DEFAUL
         raise UsageError(f"{labels_csv}: too few labelled photos ({len(photos)})")
     paths, conn = open_case(Path(case_dir), create=False)
     try:
-        models = models or load_face_models()
+        models = models or load_face_models(model_keys=face_model_keys(conn))
         keys = face_model_keys(conn)
         if keys and models.model_key not in keys:
             raise MissingDependencyError(f"the case's faces were embedded with {', '.join(keys)}, but this "

@@ -69,13 +69,28 @@ def model_key_of(info: dict, role: str = "face_embedder") -> str:
     return f"{name}@{(info.get('weights_sha256') or 'unknown')[:16]}"
 
 
-def load_face_models(device: str | None = None) -> FaceModels:
-    """The default detector and embedder (MissingDependencyError, exit 3, when weights are missing)."""
-    from vidpipe.extract.faces import get_detector, get_embedder
+def load_face_models(device: str | None = None, model_keys=None) -> FaceModels:
+    """The detector and the embedder the case's faces were made with (``model_keys``: the case's
+    embedder keys; the default embedder when None or when none is installed).
+    MissingDependencyError (exit 3) when weights are missing."""
+    from vidpipe.extract.faces import DEFAULT_EMBEDDER, embedder_names, get_detector, get_embedder
     from vidpipe.models.device import select_device
 
     device = select_device(device)
-    embedder = get_embedder(device=device)  # checks the weights file first: fail before any decoding
+    embedder = None
+    if model_keys:
+        wanted = {key.rpartition("@")[0] for key in model_keys}
+        for name in [DEFAULT_EMBEDDER, *(n for n in embedder_names() if n != DEFAULT_EMBEDDER)]:
+            try:
+                candidate = get_embedder(name, device=device)
+            except (MissingDependencyError, ValueError):
+                continue
+            info = candidate.weights_info()
+            if model_key_of(info) in model_keys or info.get("model") in wanted:
+                embedder = candidate
+                break
+    if embedder is None:
+        embedder = get_embedder(device=device)  # checks the weights file first: fail before any decoding
     detector = get_detector(device=device)
     return FaceModels(detector, embedder, model_key_of(embedder.weights_info()))
 
@@ -170,7 +185,8 @@ def search(case_dir: Path, query: Path, mode: str, top_k: int = DEFAULT_TOP_K, *
     try:
         qpath, data, file_type = read_query(Path(query))
         if mode == "face":
-            return _search_faces(paths, conn, qpath, data, file_type, top_k, models or load_face_models())
+            return _search_faces(paths, conn, qpath, data, file_type, top_k,
+                                 models or load_face_models(model_keys=face_model_keys(conn)))
         if mode == "scene":
             from indexer.scene_search import load_scene_models, search_scenes
 

@@ -22,7 +22,7 @@ from vidpipe import __version__
 # Distribution names whose versions change results; recorded in every run.
 RECORDED_DISTRIBUTIONS = (
     "Pillow", "pillow-heif", "opencv-python", "numpy", "exifread", "ImageHash", "pdqhash",
-    "faiss-cpu", "torch", "torchvision", "facenet-pytorch", "av", "scenedetect",
+    "faiss-cpu", "torch", "torchvision", "facenet-pytorch", "av", "scenedetect", "ray",
 )
 
 

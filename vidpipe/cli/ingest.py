@@ -11,6 +11,7 @@ from vidpipe.errors import UsageError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
+    from vidpipe.extract.faces import DEFAULT_EMBEDDER, embedder_names
     p = sub.add_parser("ingest", help="ingest evidence folders/archives into a case (read-only, resumable)")
     p.add_argument("sources", nargs="+", help="evidence folders, files or archives")
     p.add_argument("--case", required=True, type=Path, help="case directory (created if missing)")
@@ -22,6 +23,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--ray-address", default=None, metavar="HOST:PORT",
                    help="with --engine ray: join this running Ray cluster (e.g. the head's 10.0.0.1:6379, or "
                         "'auto'); default: start a private local Ray instance with --workers CPUs")
+    p.add_argument("--face-embedder", choices=embedder_names(), default=DEFAULT_EMBEDDER,
+                   help=f"face embedder plug-in (default {DEFAULT_EMBEDDER}; dlib-resnet: dlib's 128-d ResNet)")
     p.add_argument("--places", type=Path, metavar="CSV",
                    help="label reference photos with the place they show (columns: path or sha256, place, ...)")
     p.add_argument("--max-pixels", type=int, default=200_000_000, help="pixel budget per image")
@@ -49,7 +52,8 @@ def run(args: argparse.Namespace) -> int:
                           ray_address=args.ray_address,
                           max_pixels=args.max_pixels, task_timeout_s=args.timeout,
                           worker_memory_mb=args.worker_memory_mb,
-                          places=str(args.places.resolve()) if args.places else None)
+                          places=str(args.places.resolve()) if args.places else None,
+                          face_embedder=args.face_embedder)
     summary = run_ingest(args.case, config, progress=not args.no_progress and not args.json)
     if args.json:
         emit_json(summary)

