@@ -90,7 +90,7 @@ def run_search(case_root: Path, query: Query, mode: str, top_k: int) -> tuple[di
     try:
         parameters = inspect.signature(search_module.search).parameters
         if mode == "face" and "models" in parameters:
-            kwargs["models"] = _load_face_models(search_module)
+            kwargs["models"] = _load_face_models(search_module, case_root)
         if mode == "scene" and "scene_models" in parameters:
             kwargs["scene_models"] = _load_scene_models()
         result = search_module.search(case_root, query.path, mode, top_k=top_k, **kwargs)
@@ -102,11 +102,20 @@ def run_search(case_root: Path, query: Query, mode: str, top_k: int) -> tuple[di
     return result, None
 
 
-def _load_face_models(search_module: Any) -> Any:
-    """The face detector and embedder, loaded on first use and kept for the server's lifetime."""
+def _load_face_models(search_module: Any, case_root: Path) -> Any:
+    """The face detector and the embedder the case was made with, loaded on first use and kept for
+    the server's lifetime (one server serves one case)."""
     with _models_lock:
         if not _face_models:
-            _face_models.append(search_module.load_face_models())
+            from indexer.build import face_model_keys
+            from vidpipe.store.casedb import open_case_readonly
+
+            _, conn = open_case_readonly(case_root)
+            try:
+                keys = face_model_keys(conn)
+            finally:
+                conn.close()
+            _face_models.append(search_module.load_face_models(model_keys=keys))
         return _face_models[0]
 
 
