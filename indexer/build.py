@@ -39,7 +39,14 @@ import numpy as np
 
 from indexer.base import Index
 from indexer.binary_index import KIND_BINARY_FLAT, BinaryIndex, codes_from_hex
-from indexer.float_index import FLOAT_KINDS, KIND_FLAT, FloatIndex, choose_float_kind, tune_nprobe
+from indexer.float_index import (
+    FLOAT_KINDS,
+    KIND_FLAT,
+    FloatIndex,
+    choose_float_kind,
+    feasible_kind,
+    tune_nprobe,
+)
 from indexer.store import Manifest, check_files, cleanup_temp_files, load_index, save_index
 from vidpipe.extract.hashers import PDQ_MIN_QUALITY
 
@@ -56,7 +63,7 @@ _CHUNK = 4096
 ENV_FLOAT_KIND = "VIDPIPE_FLOAT_INDEX"        # auto | flat-ip | ivf-flat-ip | ivf-pq-ip | hnsw-ip
 ENV_MAX_INDEX_BYTES = "VIDPIPE_MAX_INDEX_BYTES"   # memory bound per float index, e.g. 4G
 # Manifest params an approximate index reports next to its kind (search output, verify).
-APPROX_REPORT_KEYS = ("recall_at_10", "recall_sample", "recall_target", "nprobe", "nlist", "pq_m")
+APPROX_REPORT_KEYS = ("recall_at_10", "recall_sample", "recall_target", "nprobe", "nlist", "pq_m", "rerank_factor")
 
 
 @dataclass(frozen=True)
@@ -86,10 +93,11 @@ class IndexPolicy:
             raise UsageError(f"index settings: {exc}") from None
 
     def float_kind(self, n_rows: int, dim: int) -> str:
-        if self.kind != "auto":
-            return self.kind
-        return choose_float_kind(n_rows, dim, exact_max_bytes=self.exact_max_bytes,
-                                 max_index_bytes=self.max_index_bytes)
+        """The kind for an index of ``n_rows`` vectors; a trained kind only from the size it can be
+        trained at (`feasible_kind`): a smaller index is exact."""
+        kind = self.kind if self.kind != "auto" else choose_float_kind(
+            n_rows, dim, exact_max_bytes=self.exact_max_bytes, max_index_bytes=self.max_index_bytes)
+        return feasible_kind(kind, n_rows)
 
 
 def parse_bytes(text: str) -> int | None:
@@ -126,6 +134,8 @@ class IndexHandle:
         if not self.index.exact:
             info = {**(self.manifest.params if self.manifest else {}), **self.params}
             out.update({key: info.get(key) for key in APPROX_REPORT_KEYS if key in info})
+            if isinstance(self.index, FloatIndex) and self.index.kind == "ivf-pq-ip":
+                out["rerank"] = "exact, from the case database" if self.index.reranks else None
         return out
 
 
@@ -199,6 +209,30 @@ def _face_rows(conn: sqlite3.Connection, model_key: str | None,
             vectors[kept] = np.frombuffer(blob, dtype="<f4")  # stored float32 little-endian
             kept += 1
     return ids[:kept], vectors[:kept], skipped
+
+
+def db_vector_source(conn: sqlite3.Connection, name: str):
+    """ids -> their stored float32 vectors, read from the case database (NaN rows for ids it no
+    longer has): what a compressed (IVF-PQ) index re-ranks its shortlist with. Valid while ``conn`` is."""
+    table, id_col = FLOAT_SOURCES[name]
+
+    def fetch(ids: np.ndarray) -> np.ndarray:
+        wanted = [int(i) for i in ids]
+        found: dict[int, np.ndarray] = {}
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start:start + 500]
+            for row_id, blob in conn.execute(f"SELECT {id_col}, embedding FROM {table} WHERE {id_col} IN "
+                                             f"({','.join('?' * len(chunk))})", chunk):
+                found[row_id] = np.frombuffer(blob, dtype="<f4")
+        dim = next((len(v) for v in found.values()), 1)
+        out = np.full((len(wanted), dim), np.nan, np.float32)
+        for i, row_id in enumerate(wanted):
+            v = found.get(row_id)
+            if v is not None and len(v) == dim:
+                out[i] = v
+        return out
+
+    return fetch
 
 
 def _signal_rows(conn: sqlite3.Connection, params: dict) -> tuple[np.ndarray, np.ndarray, int]:
@@ -278,6 +312,7 @@ def ensure_indexes(case, conn: sqlite3.Connection, kinds=INDEX_NAMES, *,
         if loaded.index is not None:
             wanted = policy.float_kind(fp["rows"], loaded.index.dim) if name in FLOAT_SOURCES else loaded.index.kind
             if wanted == loaded.index.kind:
+                _attach_rerank(conn, name, loaded.index)
                 out[name] = IndexHandle(name, loaded.index, loaded.manifest, "loaded", None, params)
                 continue
             loaded.problem = f"index kind policy changed: {loaded.index.kind} -> {wanted}"
@@ -290,8 +325,15 @@ def ensure_indexes(case, conn: sqlite3.Connection, kinds=INDEX_NAMES, *,
             log.warning("index %s could not be saved (%s); using it in memory", name, exc)
             manifest, status = None, "memory"
         reason = loaded.problem if loaded.problem != "missing" else None
+        _attach_rerank(conn, name, index)
         out[name] = IndexHandle(name, index, manifest, status, reason, {**params, **stats})
     return out
+
+
+def _attach_rerank(conn: sqlite3.Connection, name: str, index: Index) -> None:
+    """A compressed float index re-scores its shortlist from the database's exact vectors."""
+    if isinstance(index, FloatIndex) and index.kind == "ivf-pq-ip":
+        index.rerank_source = db_vector_source(conn, name)
 
 
 def _db_rows(conn: sqlite3.Connection, name: str, params: dict) -> int:
@@ -333,9 +375,67 @@ def index_counts(conn: sqlite3.Connection, indexes_dir: Path) -> dict:
                      "problem": problem if problem != "missing" else None,
                      "generation": manifest.generation if manifest else None,
                      "kind": manifest.kind if manifest else None,
+                     "created_utc": manifest.created_utc if manifest else None,
                      "exact": (manifest.kind in (KIND_FLAT, KIND_BINARY_FLAT)) if manifest else None}
         if manifest and out[name]["exact"] is False:
             out[name].update({key: manifest.params.get(key) for key in APPROX_REPORT_KEYS if key in manifest.params})
         if name in FLOAT_SOURCES:
             out[name]["model_key"] = params["model_key"]
+    return out
+
+
+def media_index_ids(conn: sqlite3.Connection, name: str, params: dict, sha256s: list[str]) -> np.ndarray:
+    """The ids of the rows of these contents that index ``name`` (built with ``params``) holds."""
+    if not sha256s:
+        return np.zeros(0, np.int64)
+    marks = ",".join("?" * len(sha256s))
+    if name in FLOAT_SOURCES:
+        table, id_col = FLOAT_SOURCES[name]
+        rows = conn.execute(f"SELECT {id_col} FROM {table} WHERE embedder = ? AND sha256 IN ({marks})",
+                            (params["model_key"], *sha256s))
+    else:
+        where, args = _signal_where(params)
+        rows = conn.execute(f"SELECT m.rowid FROM signals s JOIN media m ON m.sha256 = s.sha256 WHERE {where} "
+                            f"AND s.sha256 IN ({marks})", (*args, *sha256s))
+    return np.asarray([r[0] for r in rows], np.int64)
+
+
+def remove_from_indexes(case, conn: sqlite3.Connection, handles: dict[str, IndexHandle],
+                        removed: dict[str, np.ndarray], *, policy: IndexPolicy | None = None) -> dict[str, dict]:
+    """After the database rows are gone: delete ``removed[name]`` ids from each index that was
+    current before, save it under the database's new fingerprint, and report per index.
+
+    An index that cannot delete (HNSW) or was not current is rebuilt from the database instead.
+    Either way no file is left that still holds a removed vector: an index that cannot be saved
+    is deleted (search rebuilds it), and the caller purges the quarantine.
+    """
+    from indexer.store import index_path, manifest_path
+
+    directory = _indexes_dir(case)
+    out: dict[str, dict] = {}
+    for name, handle in handles.items():
+        ids = removed.get(name, np.zeros(0, np.int64))
+        params = _source_params(conn, name, handle.params.get("model_key") if name in FLOAT_SOURCES else None)
+        fp = fingerprint(conn, name, params)
+        report = {"kind": handle.index.kind, "requested": int(len(ids))}
+        try:
+            if handle.status == "memory" or handle.index.kind == "hnsw-ip":
+                raise NotImplementedError
+            report["removed"] = handle.index.remove(ids)
+            if report["removed"] != len(ids):  # rows the build skipped (malformed): count afresh
+                raise NotImplementedError
+            stats = {**(handle.manifest.params if handle.manifest else handle.params), **params}
+            if isinstance(handle.index, FloatIndex) and not handle.index.exact:
+                stats.update(handle.index.params)  # the recall measured at build still describes the cells
+            manifest = save_index(directory, name, handle.index, fp, stats)
+            report.update(status="updated", vectors=len(handle.index), generation=manifest.generation)
+        except NotImplementedError:
+            fresh = ensure_indexes(case, conn, (name,), face_model_key=params.get("model_key"), policy=policy)[name]
+            report.update(status="rebuilt", vectors=len(fresh.index), removed=int(len(ids)),
+                          generation=fresh.manifest.generation if fresh.manifest else None)
+        except OSError as exc:
+            for path in (index_path(directory, name), manifest_path(directory, name)):
+                path.unlink(missing_ok=True)
+            report.update(status="deleted", vectors=None, problem=f"could not save ({exc}); deleted")
+        out[name] = report
     return out

@@ -6,6 +6,8 @@ Layout under ``CASE/indexes/``::
     <name>.manifest.json   generation, kind, dim, vector count, SHA-256 of the .faiss file,
                            the database fingerprint it was built from, vidpipe version, time
     quarantine/            files that failed a check, kept for inspection, never loaded again
+    .<name>.faiss.*.tmp    a write in progress, or one a killed process left behind (removed by
+                           `cleanup_temp_files` once it has not changed for `TEMP_STALE_S`)
 
 Both files are written to a temp file, fsynced and renamed (`os.replace`), index first, manifest
 last: a crash in between leaves a manifest whose checksum does not match, which the loader
@@ -21,13 +23,14 @@ import json
 import logging
 import os
 import tempfile
+import time
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 from indexer.base import INDEX_FILE_SUFFIX, Index
 from indexer.binary_index import KIND_BINARY_FLAT, BinaryIndex
-from indexer.float_index import KIND_FLAT, KIND_HNSW, FloatIndex
+from indexer.float_index import FLOAT_KINDS, FloatIndex
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +40,9 @@ QUARANTINE_DIR = "quarantine"
 # ingest makes the indexes stale and stale files are quarantined too.
 QUARANTINE_KEEP = 3
 MANIFEST_FORMAT = 1
-INDEX_CLASSES: dict[str, type[Index]] = {KIND_FLAT: FloatIndex, KIND_HNSW: FloatIndex, KIND_BINARY_FLAT: BinaryIndex}
+INDEX_CLASSES: dict[str, type[Index]] = {**{kind: FloatIndex for kind in FLOAT_KINDS}, KIND_BINARY_FLAT: BinaryIndex}
+# A temp file untouched this long belongs to no live writer (a writer appends continuously).
+TEMP_STALE_S = 600
 
 
 @dataclass
@@ -103,6 +108,30 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         os.close(dir_fd)
 
 
+def cleanup_temp_files(directory: Path, older_than_s: float = TEMP_STALE_S) -> list[Path]:
+    """Delete temp files left by writes that never finished (a killed process); return them.
+
+    Only names `atomic_write_bytes` makes (``.<file>.<random>.tmp``) and only when unchanged for
+    ``older_than_s``, so a concurrent writer's file in progress is left alone.
+    """
+    removed: list[Path] = []
+    try:
+        candidates = list(Path(directory).glob(".*.tmp"))
+    except OSError:
+        return removed
+    now = time.time()
+    for path in candidates:
+        try:
+            if now - path.stat().st_mtime >= older_than_s:
+                path.unlink()
+                removed.append(path)
+        except OSError:  # gone already, or a read-only folder: nothing to do
+            continue
+    if removed:
+        log.info("removed %d unfinished index temp file(s) in %s", len(removed), directory)
+    return removed
+
+
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -134,7 +163,7 @@ _FIELD_TYPES = {"name": str, "generation": int, "kind": str, "metric": str, "dim
 def save_index(directory: Path, name: str, index: Index, db_fingerprint: dict, params: dict | None = None,
                previous_generation: int = 0) -> Manifest:
     """Persist ``index`` and its manifest atomically; the generation counts up from the last manifest
-    (the one on disk, or ``previous_generation`` when that one was quarantined)."""
+    (the one on disk, ``previous_generation``, or one in quarantine: it never goes back)."""
     from vidpipe import __version__
 
     directory = Path(directory)
@@ -143,15 +172,30 @@ def save_index(directory: Path, name: str, index: Index, db_fingerprint: dict, p
     except ValueError:
         previous = None
     data = index.to_bytes()
+    last = max(previous.generation if previous else 0, previous_generation, _quarantined_generation(directory, name))
     manifest = Manifest(
-        name=name, generation=max(previous.generation if previous else 0, previous_generation) + 1, kind=index.kind,
+        name=name, generation=last + 1, kind=index.kind,
         metric=index.metric, dim=index.dim, vector_count=len(index), index_sha256=sha256_bytes(data),
         index_bytes=len(data), db_fingerprint=db_fingerprint, params=dict(params or {}),
-        created_utc=datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        created_utc=datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z"),
         vidpipe_version=__version__)
     atomic_write_bytes(index_path(directory, name), data)
     atomic_write_bytes(manifest_path(directory, name), manifest.to_json().encode())
     return manifest
+
+
+def _quarantined_generation(directory: Path, name: str) -> int:
+    """The highest generation among quarantined manifests of ``name`` (0 when none)."""
+    best = 0
+    qdir = Path(directory) / QUARANTINE_DIR
+    for path in (qdir.glob(f"*.{name}{MANIFEST_SUFFIX}") if qdir.is_dir() else []):
+        try:
+            generation = json.loads(path.read_text(encoding="utf-8")).get("generation")
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+            continue
+        if isinstance(generation, int) and not isinstance(generation, bool):
+            best = max(best, generation)
+    return best
 
 
 def check_files(directory: Path, name: str, db_fingerprint: dict | None) -> tuple[Manifest | None, bytes | None, str | None]:

@@ -21,6 +21,8 @@ COMMANDS: list[tuple[str, str]] = [
     ("ui", "vidpipe.cli.ui"),
     ("user", "vidpipe.cli.user"),
     ("hashlist", "vidpipe.cli.hashlist"),
+    ("bench", "vidpipe.cli.bench"),
+    ("retention", "vidpipe.cli.retention"),
 ]
 
 

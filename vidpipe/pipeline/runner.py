@@ -333,7 +333,7 @@ class _Scheduler:
                 if result.ok:
                     state = self.conn.execute("SELECT state, kind FROM media WHERE sha256=?",
                                               (result.sha256,)).fetchone()
-                    if state["state"] == "pending" and result.sha256 not in self.in_flight_content:
+                    if state is not None and state["state"] == "pending" and result.sha256 not in self.in_flight_content:
                         if result.content is not None:
                             self._apply_content(result.content, None)
                         else:

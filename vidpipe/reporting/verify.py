@@ -1,4 +1,4 @@
-"""Case verification: database integrity, accounting, and evidence re-hashing."""
+"""Case verification: database integrity, accounting, indexes, retention, and evidence re-hashing."""
 
 from __future__ import annotations
 
@@ -33,6 +33,7 @@ def verify_case(conn: sqlite3.Connection, workers: int = 2, rehash: bool = True,
 
         counts = index_counts(conn, indexes_dir)
         checks["indexes"] = {"ok": all(c["ok"] for c in counts.values()), "indexes": counts}
+    checks["retention"] = _retention(conn, indexes_dir, counts if indexes_dir is not None else None)
     if rehash:
         checks["evidence_hashes"] = _rehash(conn, workers)
     return {"ok": all(c["ok"] for c in checks.values()), "checks": checks}
@@ -56,3 +57,63 @@ def _rehash(conn: sqlite3.Connection, workers: int) -> dict[str, Any]:
     return {"ok": not mismatched and not unreadable, "checked": len(rows), "mismatched": sorted(mismatched)[:100],
             "unreadable": sorted(unreadable)[:100], "mismatched_count": len(mismatched),
             "unreadable_count": len(unreadable)}
+
+
+def _retention(conn: sqlite3.Connection, indexes_dir, counts: dict | None) -> dict[str, Any]:
+    """Content removed under retention stays removed: no row, path, thumbnail or index file holds it.
+
+    Index files are judged by age: one written before the latest removal that is not current
+    (stale or corrupt) or a quarantined copy may still hold removed vectors; `vidpipe retention
+    remove` for the same SHA-256 again (or any search, for a stale index) cleans it up.
+    """
+    from pathlib import Path
+
+    from vidpipe.store.retention import REMOVED_REASON, tombstones
+
+    stones = tombstones(conn)
+    out: dict[str, Any] = {"ok": True, "tombstones": len(stones)}
+    if not stones:
+        return out
+    shas = sorted({t["sha256"] for t in stones})
+    leftovers: dict[str, int] = {}
+    marks = ",".join("?" * len(shas))
+    tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+    for table in tables:
+        for fk in conn.execute(f"PRAGMA foreign_key_list({table})"):
+            if fk["table"] == "media":
+                n = conn.execute(f"SELECT count(*) FROM {table} WHERE {fk['from']} IN ({marks})", shas).fetchone()[0]
+                if n:
+                    leftovers[table] = leftovers.get(table, 0) + n
+    for table, column in (("media", "sha256"), ("items", "sha256")):
+        n = conn.execute(f"SELECT count(*) FROM {table} WHERE {column} IN ({marks})", shas).fetchone()[0]
+        if n:
+            leftovers[table] = n
+    out["leftover_rows"] = leftovers
+    out["paths_removed"] = conn.execute("SELECT count(*) FROM items WHERE reason = ?", (REMOVED_REASON,)).fetchone()[0]
+    problems = [f"{n} {t} row(s) of removed content (re-ingested, or an unfinished removal)"
+                for t, n in sorted(leftovers.items())]
+    if indexes_dir is not None:
+        latest = max(t["removed_utc"] for t in stones)
+        root = Path(indexes_dir)
+        thumbs = root.parent / "thumbs"
+        n_thumbs = sum(1 for sha in shas for _ in thumbs.glob(f"{sha}*")) if thumbs.is_dir() else 0
+        if n_thumbs:
+            problems.append(f"{n_thumbs} thumbnail file(s) of removed content")
+        for name, c in (counts or {}).items():
+            if c["status"] in ("stale", "corrupt") and (c.get("created_utc") or "") <= latest:
+                problems.append(f"index {name} is {c['status']} and older than the latest removal")
+        qdir = root / "quarantine"
+        old = [p.name for p in (qdir.glob("*.faiss") if qdir.is_dir() else [])
+               if _utc(p.stat().st_mtime) <= latest]
+        if old:
+            problems.append(f"{len(old)} quarantined index file(s) older than the latest removal")
+        out["latest_removal_utc"] = latest
+    out["problems"] = problems
+    out["ok"] = not problems
+    return out
+
+
+def _utc(ts: float) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")

@@ -345,4 +345,24 @@ CREATE TABLE places (
 );
 """))
 
+MIGRATIONS.append((9, "retention tombstones", """
+-- Content removed under a retention order (vidpipe retention remove). Its derived rows, index
+-- vectors and thumbnails are deleted and its paths become 'skipped: removed_retention'; this row
+-- keeps what was removed, when, by whom and why. Evidence files are never touched.
+CREATE TABLE retention_tombstones (
+    tombstone_id  INTEGER PRIMARY KEY,
+    sha256        TEXT NOT NULL,          -- no foreign key: the media row is gone
+    md5           TEXT,
+    sha1          TEXT,
+    size          INTEGER,
+    kind          TEXT,
+    removed_utc   TEXT NOT NULL,
+    removed_by    TEXT NOT NULL,
+    reason        TEXT NOT NULL,
+    audit_seq     INTEGER NOT NULL,       -- the audit entry recording the removal
+    detail        TEXT NOT NULL           -- JSON: paths, rows deleted per table, archived review records
+);
+CREATE INDEX retention_tombstones_sha256 ON retention_tombstones(sha256);
+"""))
+
 SCHEMA_VERSION = MIGRATIONS[-1][0]

@@ -122,6 +122,11 @@ class CaseWriter:
             self.conn.execute("UPDATE items SET state='final', status='failed', reason=? WHERE item_id=?",
                               (result.reason, result.item_id))
             return False
+        if self.conn.execute("SELECT 1 FROM retention_tombstones WHERE sha256=? LIMIT 1", (result.sha256,)).fetchone():
+            # Content removed under retention stays removed: a new path or copy of it is recorded, not processed.
+            self.conn.execute("UPDATE items SET state='final', status='skipped', reason='removed_retention' "
+                              "WHERE item_id=?", (result.item_id,))
+            return False
         self.conn.execute("UPDATE items SET state='hashed', sha256=?, ext_mismatch=? WHERE item_id=?",
                           (result.sha256, int(result.ext_mismatch), result.item_id))
         cur = self.conn.execute(
