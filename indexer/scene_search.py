@@ -159,13 +159,10 @@ def _global_candidates(conn: sqlite3.Connection, index, vector: np.ndarray, n: i
     if k == 0:
         return []
     scores, ids = index.search(vector[None, :], k)
-    found = [int(i) for i in ids[0] if i >= 0]
-    rows = {}
-    for start in range(0, len(found), 500):
-        chunk = found[start:start + 500]
-        for row in conn.execute(f"SELECT scene_id, sha256, video_time_s, masked FROM scenes "
-                                f"WHERE scene_id IN ({','.join('?' * len(chunk))})", chunk):
-            rows[row["scene_id"]] = row
+    from indexer.search import rows_by_id
+
+    rows = rows_by_id(conn, "SELECT scene_id, sha256, video_time_s, masked FROM scenes", "scene_id",
+                      [int(i) for i in ids[0] if i >= 0])
     out = []
     for score, scene_id in zip(scores[0], ids[0]):
         row = rows.get(int(scene_id))

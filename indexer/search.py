@@ -251,14 +251,19 @@ def _face_hits(conn, index, vector: np.ndarray, query_face: int, top_k: int, thr
     return out
 
 
-def _face_rows(conn: sqlite3.Connection, face_ids: list[int]) -> dict[int, sqlite3.Row]:
+def rows_by_id(conn: sqlite3.Connection, select: str, id_column: str, ids: list[int]) -> dict[int, sqlite3.Row]:
+    """``id -> row`` of ``{select} WHERE {id_column} IN (ids)``, in chunks SQLite's variable limit allows."""
     out = {}
-    for start in range(0, len(face_ids), 500):
-        chunk = face_ids[start:start + 500]
-        for row in conn.execute(f"SELECT face_id, sha256, video_time_s, x1, y1, x2, y2, det_score FROM faces "
-                                f"WHERE face_id IN ({','.join('?' * len(chunk))})", chunk):
-            out[row["face_id"]] = row
+    for start in range(0, len(ids), 500):
+        chunk = ids[start:start + 500]
+        for row in conn.execute(f"{select} WHERE {id_column} IN ({','.join('?' * len(chunk))})", chunk):
+            out[row[id_column]] = row
     return out
+
+
+def _face_rows(conn: sqlite3.Connection, face_ids: list[int]) -> dict[int, sqlite3.Row]:
+    return rows_by_id(conn, "SELECT face_id, sha256, video_time_s, x1, y1, x2, y2, det_score FROM faces",
+                      "face_id", face_ids)
 
 
 # ------------------------------------------------------------------------------------------- near-dup

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from vidpipe.errors import MissingDependencyError, VidpipeError
-from vidpipe.pipeline.sandbox import SandboxLimits, SandboxPool, TaskFailure
+from vidpipe.pipeline.sandbox import QueuedPool, SandboxLimits, SandboxPool, TaskFailure
 
 RAY_INSTALL_HINT = ("--engine ray needs the 'ray' package: .venv/bin/pip install ray==2.60.0 "
                     "(or use --engine local)")
@@ -97,7 +97,7 @@ def code_roots(functions: dict[str, Callable[[Any], Any]]) -> list[str]:
     return roots
 
 
-class RayPool:
+class RayPool(QueuedPool):
     """Run ``functions[kind](task)`` on Ray actors; yield ``(key, result | TaskFailure)``.
 
     ``address`` joins an existing cluster (``ray start --head``); without it a private local Ray
@@ -126,20 +126,7 @@ class RayPool:
         self.nodes: dict[str, int] = {}  # host -> actors started there (for the run's record)
         self._slots = [self._spawn() for _ in range(max(1, workers))]
 
-    # -- the SandboxPool interface -------------------------------------------------------------
-
-    def submit(self, key: Any, kind: str, task: Any, timeout_s: float | None = None) -> None:
-        self._queue.append((key, kind, task, timeout_s or self._limits.base_timeout_s))
-
-    @property
-    def pending(self) -> int:
-        return len(self._queue) + sum(1 for s in self._slots if s.job is not None)
-
-    def drop_queued(self) -> int:
-        """Forget tasks not yet started (used when a run is interrupted)."""
-        n = len(self._queue)
-        self._queue.clear()
-        return n
+    # -- the rest of the pool interface (submit, pending, drop_queued: QueuedPool) -------------
 
     def results(self, max_wait_s: float = 0.5) -> Iterator[tuple[Any, Any]]:
         """Dispatch and collect; yields whatever finished within ``max_wait_s``."""

@@ -80,7 +80,29 @@ class _Slot:
     job: tuple[Any, str, Any, float] | None = None  # (key, kind, task, deadline)
 
 
-class SandboxPool:
+class QueuedPool:
+    """The part of the pool interface every engine shares: a queue of ``(key, kind, task, timeout)``
+    and slots whose ``job`` is the task in flight (subclasses fill both and dispatch)."""
+
+    _queue: deque
+    _slots: list
+    _limits: SandboxLimits
+
+    def submit(self, key: Any, kind: str, task: Any, timeout_s: float | None = None) -> None:
+        self._queue.append((key, kind, task, timeout_s or self._limits.base_timeout_s))
+
+    @property
+    def pending(self) -> int:
+        return len(self._queue) + sum(1 for s in self._slots if s.job is not None)
+
+    def drop_queued(self) -> int:
+        """Forget tasks not yet started (used when a run is interrupted)."""
+        n = len(self._queue)
+        self._queue.clear()
+        return n
+
+
+class SandboxPool(QueuedPool):
     """Run ``functions[kind](task)`` in isolated processes; yield ``(key, result | TaskFailure)``."""
 
     def __init__(self, functions: dict[str, Callable[[Any], Any]], workers: int,
@@ -100,19 +122,6 @@ class SandboxPool:
         process.start()
         child.close()
         return _Slot(process, parent)
-
-    def submit(self, key: Any, kind: str, task: Any, timeout_s: float | None = None) -> None:
-        self._queue.append((key, kind, task, timeout_s or self._limits.base_timeout_s))
-
-    @property
-    def pending(self) -> int:
-        return len(self._queue) + sum(1 for s in self._slots if s.job is not None)
-
-    def drop_queued(self) -> int:
-        """Forget tasks not yet started (used when a run is interrupted)."""
-        n = len(self._queue)
-        self._queue.clear()
-        return n
 
     def _dispatch(self) -> None:
         for i, slot in enumerate(self._slots):
