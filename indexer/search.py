@@ -77,22 +77,23 @@ def load_face_models(device: str | None = None, model_keys=None) -> FaceModels:
     from vidpipe.models.device import select_device
 
     device = select_device(device)
-    embedder = None
+    embedder = key = None
     if model_keys:
-        wanted = {key.rpartition("@")[0] for key in model_keys}
+        wanted = {k.rpartition("@")[0] for k in model_keys}
         for name in [DEFAULT_EMBEDDER, *(n for n in embedder_names() if n != DEFAULT_EMBEDDER)]:
             try:
                 candidate = get_embedder(name, device=device)
             except (MissingDependencyError, ValueError):
                 continue
-            info = candidate.weights_info()
+            info = candidate.weights_info()  # hashes the weights file: once per embedder
             if model_key_of(info) in model_keys or info.get("model") in wanted:
-                embedder = candidate
+                embedder, key = candidate, model_key_of(info)
                 break
     if embedder is None:
         embedder = get_embedder(device=device)  # checks the weights file first: fail before any decoding
+        key = model_key_of(embedder.weights_info())
     detector = get_detector(device=device)
-    return FaceModels(detector, embedder, model_key_of(embedder.weights_info()))
+    return FaceModels(detector, embedder, key)
 
 
 def read_query(path: Path) -> tuple[str, bytes, object]:

@@ -19,7 +19,7 @@ from vidpipe import filetype
 from vidpipe.errors import Interrupted
 from vidpipe.pipeline.engines import make_pool
 from vidpipe.pipeline.sandbox import SandboxLimits, SandboxPool, TaskFailure
-from vidpipe.pipeline.summary import ingest_summary
+from vidpipe.pipeline.summary import ingest_summary, missing_model_stages_sql
 from vidpipe.pipeline.tasks import ContentResult, ContentTask, HashResult, HashTask, run_content, run_hash
 from vidpipe.provenance import config_hash, run_environment
 from vidpipe.sources import ItemRef, source_for
@@ -368,17 +368,11 @@ class _Scheduler:
             self.schedule_pending_items()
 
 
-def _missing_stages_sql(faces: _Faces) -> str:
-    wanted = [stage for stage, on in (("faces", faces.faces_on), ("scenes", faces.scenes_on)) if on]
-    return " OR ".join(f"NOT EXISTS (SELECT 1 FROM stages s WHERE s.sha256=m.sha256 AND s.stage='{stage}')"
-                       for stage in wanted) or "0"
-
-
 def _schedule_pending_faces(scheduler: _Scheduler) -> None:
     """Content whose features are stored but whose faces or scene are not (a run killed in between,
     or an earlier run with --no-faces/--no-scenes)."""
     faces = scheduler.faces
-    missing = _missing_stages_sql(faces)
+    missing = missing_model_stages_sql(faces.faces_on, faces.scenes_on)
     for row in scheduler.conn.execute(
             "SELECT m.sha256, (SELECT COUNT(*) FROM stages s WHERE s.sha256=m.sha256 AND s.stage='faces'), "
             "(SELECT COUNT(*) FROM stages s WHERE s.sha256=m.sha256 AND s.stage='scenes') FROM media m "

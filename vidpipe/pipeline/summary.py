@@ -40,11 +40,9 @@ def ingest_summary(conn: sqlite3.Connection, source_ids: list[int], run_id: str,
         f"WHERE i.source_id IN ({marks}) AND s.status='partial' GROUP BY s.reason", source_ids).fetchall())
     faces = _count_if_table(conn, "faces", source_ids)
     scenes = _count_if_table(conn, "scenes", source_ids)
-    wanted = [stage for stage, on in (("faces", faces_enabled), ("scenes", scenes_enabled)) if on]
-    if wanted:
+    if faces_enabled or scenes_enabled:
         # An image whose face or scene stage has not run yet is not finished either.
-        missing = " OR ".join(f"NOT EXISTS (SELECT 1 FROM stages s WHERE s.sha256 = m.sha256 AND s.stage = '{stage}')"
-                              for stage in wanted)
+        missing = missing_model_stages_sql(faces_enabled, scenes_enabled)
         unfinished += conn.execute(
             f"SELECT COUNT(DISTINCT m.sha256) FROM media m JOIN items i ON i.sha256 = m.sha256 "
             f"WHERE i.source_id IN ({marks}) AND ((m.kind='image' AND m.width IS NOT NULL) OR m.kind='video') "
@@ -68,6 +66,13 @@ def ingest_summary(conn: sqlite3.Connection, source_ids: list[int], run_id: str,
         "unfinished": unfinished,
         "elapsed_s": round(elapsed_s, 3),
     }
+
+
+def missing_model_stages_sql(faces: bool, scenes: bool) -> str:
+    """SQL condition on media ``m``: a wanted model stage (faces, scenes) has not been recorded."""
+    wanted = [stage for stage, on in (("faces", faces), ("scenes", scenes)) if on]
+    return " OR ".join(f"NOT EXISTS (SELECT 1 FROM stages s WHERE s.sha256 = m.sha256 AND s.stage = '{stage}')"
+                       for stage in wanted) or "0"
 
 
 def _count_if_table(conn: sqlite3.Connection, table: str, source_ids: list[int]) -> int:
