@@ -365,4 +365,14 @@ CREATE TABLE retention_tombstones (
 CREATE INDEX retention_tombstones_sha256 ON retention_tombstones(sha256);
 """))
 
+# Reserved migration numbers (keep them in this order; each is appended at its own marker):
+# 10 item identity (typed member keys)   11 decisions bound to the audit chain, append-only
+# 12 shared review queue                 13 login throttling, sessions and reviewer preferences
+# 14 derived items (pages, thumbnails, appended data)
+# -- migration 10 --
+# -- migration 11 --
+# -- migration 12 --
+# -- migration 13 --
+# -- migration 14 --
+
 SCHEMA_VERSION = MIGRATIONS[-1][0]
