@@ -12,9 +12,10 @@ import posixpath
 import stat
 import tarfile
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import BinaryIO
 
+from vidpipe.sources.base import Member
 from vidpipe.sources.limits import ArchiveLimits
 
 ZIP_LABELS = {"ZIP"}
@@ -39,6 +40,23 @@ class MemberEntry:
     compressed_size: int | None
     preset: tuple[str, str] | None  # final (status, reason) when the member must not be opened
     fs_kind: str = "member"
+    index: int | None = None  # 1, 2, ... for the later members of a repeated name (see sources.base.Member)
+    member_kind: str = "member"  # or page | thumbnail | appended for content derived from a file
+
+    @property
+    def key(self) -> Member:
+        return Member(self.name, self.member_kind, self.index)
+
+
+def number_repeated_names(entries: list[MemberEntry]) -> list[MemberEntry]:
+    """Give every later member of a repeated name its occurrence number, so none hides another."""
+    seen: dict[bytes, int] = {}
+    out = []
+    for entry in entries:
+        n = seen.get(entry.name, 0)
+        seen[entry.name] = n + 1
+        out.append(replace(entry, index=n) if n else entry)
+    return out
 
 
 def unsafe_name(name: str) -> bool:
@@ -68,8 +86,7 @@ def _cap_members(entries: list[MemberEntry], limits: ArchiveLimits) -> tuple[lis
         if entry.preset is None and entry.size is not None:
             total += entry.size
             if total > limits.max_total_bytes:
-                entry = MemberEntry(entry.name, entry.size, entry.compressed_size,
-                                    ("skipped", "archive_total_limit"))
+                entry = replace(entry, preset=("skipped", "archive_total_limit"))
         capped.append(entry)
     if any(e.preset == ("skipped", "archive_total_limit") for e in capped):
         warnings.append("archive_total_limit")
@@ -105,7 +122,7 @@ def _list_zip(stream: BinaryIO, limits: ArchiveLimits) -> tuple[list[MemberEntry
         elif _ratio_exceeded(info.file_size, info.compress_size, limits):
             preset = ("skipped", "archive_ratio_limit")
         entries.append(MemberEntry(raw, info.file_size, info.compress_size, preset))
-    capped, more = _cap_members(entries, limits)
+    capped, more = _cap_members(number_repeated_names(entries), limits)
     return capped, warnings + more
 
 
@@ -140,7 +157,7 @@ def _list_tar(stream: BinaryIO, limits: ArchiveLimits) -> tuple[list[MemberEntry
             entries.append(MemberEntry(raw, info.size, None, preset))
     except (tarfile.TarError, OSError, EOFError, zlib_error()) as exc:
         warnings.append(f"archive_truncated:{type(exc).__name__}")
-    capped, more = _cap_members(entries, limits)
+    capped, more = _cap_members(number_repeated_names(entries), limits)
     return capped, warnings + more
 
 
@@ -175,15 +192,28 @@ class _BoundedReader(io.RawIOBase):
         super().close()
 
 
-def open_member(stream: BinaryIO, name: bytes, limits: ArchiveLimits) -> BinaryIO:
-    """Open one member of a zip or tar (sniffed from ``stream``) as a bounded stream."""
+def _nth(items, n: int):
+    """The ``n``-th (0-based) item of an iterator; StopIteration when there are fewer."""
+    for i, item in enumerate(items):
+        if i == n:
+            return item
+    raise StopIteration
+
+
+def open_member(stream: BinaryIO, member: Member | bytes, limits: ArchiveLimits) -> BinaryIO:
+    """Open one member of a zip or tar (sniffed from ``stream``) as a bounded stream.
+
+    A repeated name is resolved by its occurrence (``member.index``), in listing order."""
+    if isinstance(member, bytes):
+        member = Member(member)
+    name, occurrence = member.name, member.index or 0
     head = stream.read(512)
     stream.seek(0)
     text_name = os.fsdecode(name)
     if head[:4] in (b"PK\x03\x04", b"PK\x05\x06"):
         try:
             zf = zipfile.ZipFile(stream)
-            info = next(i for i in zf.infolist() if _zip_member_name(i) == name)
+            info = _nth((i for i in zf.infolist() if not i.is_dir() and _zip_member_name(i) == name), occurrence)
             if info.flag_bits & 0x1:
                 raise ArchiveError("encrypted")
             inner = zf.open(info)
@@ -193,13 +223,13 @@ def open_member(stream: BinaryIO, name: bytes, limits: ArchiveLimits) -> BinaryI
         return io.BufferedReader(_BoundedReader(inner, cap, info.compress_size, limits))
     try:
         tf = tarfile.open(fileobj=stream, mode="r:*")
-        member = tf.getmember(text_name)
-        inner = tf.extractfile(member)
-    except (KeyError, tarfile.TarError, OSError, EOFError) as exc:
+        info = _nth((i for i in tf if not i.isdir() and i.name == text_name), occurrence)
+        inner = tf.extractfile(info)
+    except (StopIteration, KeyError, tarfile.TarError, OSError, EOFError) as exc:
         raise ArchiveError("archive_error", str(exc)) from exc
     if inner is None:
         raise ArchiveError("not_regular_file")
-    return io.BufferedReader(_BoundedReader(inner, min(member.size, limits.max_member_bytes), None, limits))
+    return io.BufferedReader(_BoundedReader(inner, min(info.size, limits.max_member_bytes), None, limits))
 
 
 def _zip_member_name(info: zipfile.ZipInfo) -> bytes:

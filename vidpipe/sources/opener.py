@@ -46,7 +46,12 @@ def open_item(ref: ItemRef, limits: ArchiveLimits) -> BinaryIO:
     for depth, member in enumerate(ref.members):
         is_last = depth == len(ref.members) - 1
         try:
-            inner = open_member(stream, member, limits)
+            if member.kind == "member":
+                inner = open_member(stream, member, limits)
+            else:
+                from vidpipe.sources.derived import open_derived
+
+                inner = open_derived(stream, member, limits)
         except ArchiveError:
             stream.close()
             raise

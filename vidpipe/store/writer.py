@@ -92,14 +92,16 @@ class CaseWriter:
         self._ops += 1
         ref = entry.ref
         row = self.conn.execute("SELECT item_id, size, mtime_ns, state FROM items WHERE locator_bytes=?",
-                                (ref.locator_bytes,)).fetchone()
+                                (ref.identity_bytes,)).fetchone()
+        if row is None and ref.members and all(m.kind == "member" and m.index is None for m in ref.members):
+            row = self._adopt_legacy_member(ref)
         state, status, reason = ("final", *entry.preset) if entry.preset else ("pending", None, None)
         if row is None:
             self.conn.execute(
                 "INSERT INTO items(locator, locator_bytes, ref, source_id, parent_sha256, depth, fs_kind, size, "
                 "mtime_ns, extension, state, status, reason, detail, first_run, last_run) "
                 "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (ref.locator, ref.locator_bytes, ref.to_blob(), source_id, parent_sha256, entry.depth, entry.fs_kind,
+                (ref.locator, ref.identity_bytes, ref.to_blob(), source_id, parent_sha256, entry.depth, entry.fs_kind,
                  entry.size, entry.mtime_ns, ref.extension, state, status, reason, _json(entry.extra or None),
                  self.run_id, self.run_id))
             return
@@ -112,6 +114,17 @@ class CaseWriter:
                 (entry.size, entry.mtime_ns, state, status, reason, self.run_id, self.run_id, row["item_id"]))
         else:
             self.conn.execute("UPDATE items SET last_run=? WHERE item_id=?", (self.run_id, row["item_id"]))
+
+    def _adopt_legacy_member(self, ref: ItemRef) -> Any:
+        """A member recorded by a version before typed member keys: give it its new identity.
+
+        Only member rows are looked at, so a file literally named ``a.zip!x.jpg`` never stands in."""
+        row = self.conn.execute("SELECT item_id, size, mtime_ns, state FROM items WHERE locator_bytes=? "
+                                "AND fs_kind != 'file'", (ref.legacy_locator_bytes,)).fetchone()
+        if row is not None:
+            self.conn.execute("UPDATE items SET locator_bytes=?, ref=? WHERE item_id=?",
+                              (ref.identity_bytes, ref.to_blob(), row["item_id"]))
+        return row
 
     # -- worker results -----------------------------------------------------------------------
     def apply_hash(self, result: HashResult) -> bool:
@@ -170,7 +183,7 @@ class CaseWriter:
         if result.members is not None and members_source is not None:
             source_id, parent_ref, depth = members_source
             for member in result.members:
-                entry = WalkEntry(parent_ref.child(member.name), member.fs_kind, member.size, None, member.preset,
+                entry = WalkEntry(parent_ref.child(member.key), member.fs_kind, member.size, None, member.preset,
                                   depth=depth + 1)
                 self.upsert_item(entry, source_id, parent_sha256=result.sha256)
 
