@@ -10,7 +10,7 @@ FACENET_WEIGHTS := $(MODEL_DIR)/facenet-casia-webface-20180408-102900.pt
 DEMO_CASE ?= demo_case
 PYTEST_ARGS ?=
 
-.PHONY: help setup models chromium demo test test-fast bench lint lock clean
+.PHONY: help setup models chromium demo test test-fast bench bench-gpu lint lock clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -56,6 +56,9 @@ test-fast: setup  ## tests without the slow ones (kill test, big corpora)
 
 bench: setup  ## benchmarks against named baselines measured in the same run
 	$(PY) -m bench
+
+bench-gpu: setup  ## face stage on CUDA: naive loop vs batching vs pipeline (skips without CUDA)
+	$(PY) -m bench.gpu_bench
 
 lint: setup  ## ruff
 	$(VENV)/bin/ruff check vidpipe indexer ui tests bench tools
