@@ -153,9 +153,15 @@ class Source(ABC):
         """The absolute root as given (bytes, so undecodable names survive)."""
 
 
-def source_for(path: str | bytes | Path) -> Source:
-    """The source that handles a command-line evidence argument."""
+def source_for(path: str | bytes | Path, given: str | bytes | Path | None = None) -> Source:
+    """The source that handles a command-line evidence argument.
+
+    The root is resolved (``os.path.realpath``): a root reached through a link (``/link``,
+    ``/link/``, a link to a file) is walked at its target, while links *inside* it stay
+    ``skipped: symlink``. ``given`` is the argument as typed, when the caller resolved it already.
+    """
     from vidpipe.sources.folder import FolderSource
 
     raw = os.fsencode(path)
-    return FolderSource(os.path.abspath(raw))
+    # realpath on the argument itself, not on abspath's lexical form: "link/.." is the link target's parent.
+    return FolderSource(os.path.realpath(raw), os.path.abspath(os.fsencode(given if given is not None else raw)))
