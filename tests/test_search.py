@@ -136,7 +136,8 @@ def test_usage_errors_and_missing_weights(case, tmp_path):
     q = str(SAMPLE / "photos" / "astronaut.jpg")
     video = str(SAMPLE / "video" / "clip.mp4")
     proc = run_cli("search", "--case", str(case), "--query", video, "--mode", "scene", "--json", check=False)
-    assert proc.returncode == 2 and "needs an image query" in proc.stderr and proc.stdout == ""
+    assert proc.returncode == 2 and "needs an image query" in proc.stderr
+    assert json.loads(proc.stdout)["code"] == 2  # with --json an error is one JSON object on stdout
     assert run_cli("search", "--case", str(case), "--query", q, "--mode", "bogus", check=False).returncode == 2
     assert run_cli("search", "--case", str(case), "--query", q, "--mode", "near-dup", "--top-k", "0",
                    check=False).returncode == 2

@@ -30,6 +30,15 @@ class MissingDependencyError(VidpipeError):
     exit_code = EXIT_MISSING_DEPENDENCY
 
 
+class CaseError(VidpipeError):
+    """The case folder or its database cannot be used as it is: a file where the folder should be,
+    a symlink, permissions other users can read, or a damaged case.sqlite (exit 1)."""
+
+
+class DamagedCaseError(CaseError):
+    """case.sqlite is empty, not SQLite, or truncated (exit 1; `vidpipe verify` reports it as ok: false)."""
+
+
 class CaseLockedError(VidpipeError):
     """Another vidpipe process holds the case's write lock."""
 

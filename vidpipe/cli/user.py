@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from vidpipe.cli.output import emit_json, info
-from vidpipe.errors import EXIT_ERROR, UsageError
+from vidpipe.errors import UsageError, VidpipeError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -52,7 +52,7 @@ def _actor() -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ui.auth import add_user, list_users, set_disabled
+    from ui.auth import add_user, find_user, list_users, set_disabled
     from vidpipe.store import audit
     from vidpipe.store.casedb import open_case
 
@@ -73,10 +73,10 @@ def run(args: argparse.Namespace) -> int:
     else:
         disabled = args.user_action == "disable"
         if not set_disabled(conn, args.name, disabled):
-            info(f"vidpipe: no user {args.name!r} in this case")
-            return EXIT_ERROR
-        audit.append(conn, _actor(), f"user_{args.user_action}", args.name)
-        result = {"name": args.name, "disabled": disabled}
+            raise VidpipeError(f"no user {args.name!r} in this case")  # one message (and --json object)
+        name = find_user(conn, args.name)["name"]  # names are case-insensitive: the stored spelling
+        audit.append(conn, _actor(), f"user_{args.user_action}", name)
+        result = {"name": name, "disabled": disabled}
     if args.json:
         emit_json(result)
     else:

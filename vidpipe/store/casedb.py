@@ -10,8 +10,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import quote
 
 from vidpipe.errors import CaseLockedError, UsageError
+from vidpipe.store.case_guard import (
+    check_case_folder,
+    check_db_file,
+    check_no_symlinked_entries,
+    check_private,
+    private_umask,
+)
 from vidpipe.store.schema import MIGRATIONS
 
 DB_NAME = "case.sqlite"
@@ -42,10 +50,16 @@ class CasePaths:
         return self.root / "thumbs"
 
 
-def connect(db_path: Path, *, readonly: bool = False) -> sqlite3.Connection:
-    """Connect with the settings every vidpipe connection uses."""
+def connect(db_path: Path, *, readonly: bool = False, immutable: bool = False) -> sqlite3.Connection:
+    """Connect with the settings every vidpipe connection uses.
+
+    ``immutable`` (read-only only) tells SQLite that nobody writes the file, so it needs no
+    ``-shm`` beside it: how a checkpointed case in a read-only folder can still be read.
+    """
     if readonly:
-        conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=30, isolation_level=None)
+        # Quoted: a case path may hold '?', '#' or '%', which a file: URI would otherwise misread.
+        uri = f"file:{quote(str(db_path))}?mode=ro" + ("&immutable=1" if immutable else "")
+        conn = sqlite3.connect(uri, uri=True, timeout=30, isolation_level=None)
     else:
         conn = sqlite3.connect(db_path, timeout=30, isolation_level=None)
     conn.row_factory = sqlite3.Row
@@ -93,23 +107,68 @@ def _split_sql(script: str) -> list[str]:
 
 
 def open_case(case_dir: Path, *, create: bool) -> tuple[CasePaths, sqlite3.Connection]:
-    """Open (and with ``create`` make) a case directory and its migrated database."""
-    paths = CasePaths(case_dir.resolve())
-    if not paths.db.exists():
+    """Open (and with ``create`` make) a case directory and its migrated database.
+
+    Refuses (CaseError) a case reached through a symlink, a symlinked database/indexes/thumbs, a case
+    other users can access, and a damaged case.sqlite; makes new cases private (0700/0600).
+    """
+    paths = _checked_paths(case_dir)
+    if not os.path.lexists(paths.db):
         if not create:
             raise UsageError(f"no case database at {paths.db} (run `vidpipe ingest ... --case {case_dir}` first)")
-        paths.root.mkdir(parents=True, exist_ok=True)
+        _create_database(paths)
+    else:
+        check_private(paths.root)
+        check_db_file(paths.db)
     conn = connect(paths.db)
     migrate(conn)
     return paths, conn
 
 
 def open_case_readonly(case_dir: Path) -> tuple[CasePaths, sqlite3.Connection]:
-    """Open an existing case for reading only (reports, exports, search)."""
-    paths = CasePaths(case_dir.resolve())
-    if not paths.db.exists():
+    """Open an existing case for reading only (reports, exports, search); same refusals as `open_case`."""
+    paths = _checked_paths(case_dir)
+    if not os.path.lexists(paths.db):
         raise UsageError(f"no case database at {paths.db}")
-    return paths, connect(paths.db, readonly=True)
+    check_private(paths.root)
+    check_db_file(paths.db)
+    # A read-only folder cannot take the -shm file SQLite wants; with no WAL left (a cleanly closed
+    # case) the file is complete and nobody can be writing it, so it is read as immutable.
+    immutable = not os.access(paths.root, os.W_OK) and not os.path.exists(f"{paths.db}-wal")
+    return paths, connect(paths.db, readonly=True, immutable=immutable)
+
+
+def _checked_paths(case_dir: Path) -> CasePaths:
+    private_umask()  # before anything is created: files of this process are private from here on
+    check_case_folder(case_dir)
+    paths = CasePaths(case_dir.resolve())
+    check_no_symlinked_entries(paths.root)
+    return paths
+
+
+def _create_database(paths: CasePaths) -> None:
+    """Make a new case.sqlite under a temporary name and link it into place when migrated, so a run
+    killed meanwhile never leaves a 0-byte case.sqlite (which `check_db_file` rightly refuses)."""
+    paths.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if os.stat(paths.root).st_mode & 0o077:
+        os.chmod(paths.root, 0o700)  # a folder the user made beforehand; the case inside must be private
+    tmp = paths.root / f".{DB_NAME}.{os.getpid()}.new"
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        Path(f"{tmp}{suffix}").unlink(missing_ok=True)
+    conn = connect(tmp)
+    try:
+        migrate(conn)
+    finally:
+        conn.close()  # checkpoints and removes the WAL: the file alone is the whole database
+    try:
+        os.link(tmp, paths.db)
+    except FileExistsError:
+        pass  # another process created the case first; theirs is used
+    except OSError:  # a filesystem without hard links
+        if not os.path.lexists(paths.db):
+            os.rename(tmp, paths.db)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 @contextmanager
