@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 import warnings
 from dataclasses import dataclass, field
+from typing import BinaryIO
 
 from PIL import Image, ImageFile
 
@@ -84,7 +85,41 @@ def _apply_orientation(img: Image.Image, orientation: int) -> Image.Image:
 
 def decode_image(data: bytes, label: str, *, max_pixels: int = DEFAULT_MAX_PIXELS,
                  reduce_for_hashing: bool = True, min_side: int = HASH_MIN_SIDE) -> DecodedImage:
-    """Decode untrusted bytes of a sniffed ``label`` under the allowlist and pixel budget."""
+    """Decode untrusted bytes of a sniffed ``label`` under the allowlist and pixel budget.
+
+    A PNG refused only for its text chunks (Pillow's MAX_TEXT_CHUNK / MAX_TEXT_MEMORY guard a zTXt
+    or iTXt that inflates too far) is decoded again without them: the pixels are the evidence, the
+    text is not needed to see them. The record says so (warning ``png_text_chunks_dropped``).
+    """
+    try:
+        return _decode(data, label, max_pixels, reduce_for_hashing, min_side)
+    except DecodeFailure as exc:
+        if label != "PNG" or not _is_text_limit(exc):
+            raise
+    decoded = _decode(strip_png_text_chunks(data), label, max_pixels, reduce_for_hashing, min_side)
+    decoded.warnings.append("png_text_chunks_dropped")
+    return decoded
+
+
+def _is_text_limit(exc: BaseException) -> bool:
+    text = str(exc)
+    return "MAX_TEXT" in text or "text chunks" in text
+
+
+def strip_png_text_chunks(data: bytes) -> bytes:
+    """The PNG without its tEXt, zTXt and iTXt chunks (every other byte kept, CRCs untouched)."""
+    out, pos = [data[:8]], 8
+    while pos + 12 <= len(data):
+        length = int.from_bytes(data[pos:pos + 4], "big")
+        end = min(pos + 12 + length, len(data))
+        if data[pos + 4:pos + 8] not in (b"tEXt", b"zTXt", b"iTXt"):
+            out.append(data[pos:end])
+        pos = end
+    out.append(data[pos:])
+    return b"".join(out)
+
+
+def _decode(data: bytes, label: str, max_pixels: int, reduce_for_hashing: bool, min_side: int) -> DecodedImage:
     formats = ALLOWED_FORMATS.get(label)
     if formats is None:
         raise DecodeFailure("format_not_allowed", f"{label} is not on the decode allowlist")
@@ -141,6 +176,79 @@ def decode_image(data: bytes, label: str, *, max_pixels: int = DEFAULT_MAX_PIXEL
     return DecodedImage(rgb=rgb, width=width, height=height, pil_format=img.format or label, mode=mode,
                         frames=frames, orientation=orientation, truncated=truncated,
                         scale=rgb.width / width, warnings=warnings_found)
+
+
+# Page renderings are PNGs made with fixed parameters and no metadata, so one page of one file gives
+# the same bytes (and SHA-256) on every run with the same Pillow and zlib.
+PAGE_PNG_COMPRESS_LEVEL = 1
+_PAGE_MODES_KEPT = {"1", "L", "LA", "I;16", "I;16B", "RGB", "RGBA"}  # stored in PNG without loss
+
+
+def render_page(stream: BinaryIO, index: int, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> bytes:
+    """Page or frame ``index`` of a multi-image file (TIFF, GIF, APNG, WebP, HEIF) as PNG bytes.
+
+    An animation frame is rendered as shown (Pillow composites it with the frames before it). The
+    page keeps its mode when PNG stores it losslessly, else becomes RGBA (with transparency) or RGB.
+    Same allowlist and pixel budget as ``decode_image``.
+    """
+    return PageRenderer(stream, max_pixels=max_pixels).render(index)
+
+
+class PageRenderer:
+    """Renders the pages of one open multi-image file.
+
+    Animation frames are deltas: frame k costs k frame decodes from a fresh open. One renderer
+    asked for k, then j > k, continues from k (Pillow seeks forward incrementally), so keeping it
+    between requests turns a pass over n frames from O(n^2) into O(n) decodes.
+    """
+
+    def __init__(self, stream: BinaryIO, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
+        from vidpipe import filetype
+
+        label = filetype.sniff(stream.read(filetype.SNIFF_BYTES)).label
+        stream.seek(0)
+        formats = ALLOWED_FORMATS.get(label)
+        if formats is None or label == "JPEG":
+            raise DecodeFailure("format_not_allowed", f"{label} pages are not rendered")
+        self.max_pixels = max_pixels
+        self.img = self._guarded(lambda: Image.open(stream, formats=list(formats)))
+        self.pages = self._guarded(lambda: int(getattr(self.img, "n_frames", 1) or 1))
+
+    def _guarded(self, step):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            Image.MAX_IMAGE_PIXELS = self.max_pixels
+            try:
+                return step()
+            except DecodeFailure:
+                raise
+            except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+                raise DecodeFailure("bomb_limit", str(exc)) from exc
+            except MemoryError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - any parser error is a decode error of this page
+                raise DecodeFailure("decode_error", f"{type(exc).__name__}: {exc}") from exc
+
+    def render(self, index: int) -> bytes:
+        """Page ``index`` (0-based) as PNG bytes without metadata; ``DecodeFailure`` when it is missing or too big."""
+        if not 0 <= index < self.pages:
+            raise DecodeFailure("page_missing", f"no page {index}")
+        page = self._guarded(lambda: self._page(index))
+        page.info = {}
+        out = io.BytesIO()
+        page.save(out, "PNG", compress_level=PAGE_PNG_COMPRESS_LEVEL)
+        return out.getvalue()
+
+    def _page(self, index: int) -> Image.Image:
+        img = self.img
+        img.seek(index)
+        if img.size[0] * img.size[1] > self.max_pixels or min(img.size) <= 0:
+            raise DecodeFailure("bomb_limit", f"page {index} is {img.size[0]}x{img.size[1]}")
+        img.load()
+        if img.mode in _PAGE_MODES_KEPT:
+            return img.copy()
+        has_alpha = "A" in img.mode or "transparency" in img.info
+        return img.convert("RGBA" if has_alpha else "RGB")
 
 
 def png_integrity_problem(data: bytes) -> str | None:

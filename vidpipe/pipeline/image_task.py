@@ -3,23 +3,33 @@
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass
 
 from vidpipe import filetype
 from vidpipe.decode.image import DecodeFailure, decode_image
 from vidpipe.extract.hashers import PDQ_MIN_QUALITY, get_hasher
-from vidpipe.pipeline.tasks import STAGE_VERSIONS, ContentChanged, ContentResult, ContentTask, read_verified
+from vidpipe.extract.hidden import image_end
+from vidpipe.pipeline.tasks import MAX_IMAGE_BYTES, STAGE_VERSIONS, ContentChanged, ContentResult, ContentTask
 from vidpipe.sources.archive import ArchiveError
-from vidpipe.sources.opener import TooLarge
+from vidpipe.sources.derived import list_derived
+from vidpipe.sources.opener import TooLarge, open_item
 
 HASHER_NAMES = ("phash", "dhash", "pdq")
 
 
-def process_image(task: ContentTask, data: bytes | None = None) -> ContentResult:
-    """``data``, when given, are the very bytes that were hashed to ``task.sha256``."""
+def process_image(task: ContentTask, data: bytes | HeldImage | None = None) -> ContentResult:
+    """``data``, when given, are the very bytes that were hashed to ``task.sha256`` (or, for a file
+    bigger than ``MAX_IMAGE_BYTES``, a ``HeldImage`` of its start).
+
+    Besides its own features, the result lists the content derived from it (further pages and
+    frames, the EXIF thumbnail, data after the image's real end) as ``members``; the runner records
+    them as child items, so each is hashed, decoded and face-scanned on its own (see
+    :mod:`vidpipe.sources.derived`)."""
     stage = "image"
     try:
-        if data is None:
-            data = read_verified(task)
+        held = read_verified_prefix(task) if data is None else HeldImage.of(data)
+        data = held.data
+        image_bytes = real_image_bytes(held)
     except ContentChanged:
         return ContentResult(task.sha256, "failed", "content_changed_during_run", stage)
     except TooLarge:
@@ -43,13 +53,14 @@ def process_image(task: ContentTask, data: bytes | None = None) -> ContentResult
 
     max_pixels = int(task.options.get("max_pixels") or 0) or None
     try:
-        decoded = decode_image(data, task.label, **({"max_pixels": max_pixels} if max_pixels else {}))
+        decoded = decode_image(image_bytes, task.label, **({"max_pixels": max_pixels} if max_pixels else {}))
     except DecodeFailure as exc:
         result.status, result.reason = "failed", exc.reason
         result.detail.update({"error": str(exc)[:500], "warnings": warnings})
         return result
-    data_for_faces = data if task.options.get("model_inputs") else b""
-    del data
+    _add_derived(task, result, held, decoded, warnings)
+    data_for_faces = image_bytes if task.options.get("model_inputs") else b""
+    del data, image_bytes, held
     result.width, result.height = decoded.width, decoded.height
     result.detail.update({"pil_format": decoded.pil_format, "mode": decoded.mode, "frames": decoded.frames,
                           "orientation": decoded.orientation, "hash_scale": round(decoded.scale, 4),
@@ -77,6 +88,91 @@ def process_image(task: ContentTask, data: bytes | None = None) -> ContentResult
     return result
 
 
+def _add_derived(task: ContentTask, result: ContentResult, held: HeldImage, decoded, warnings: list[str]) -> None:
+    """List the derived content; past the nesting limit or the page cap the file is ``partial``."""
+    members, found = list_derived(held.data, held.size, decoded.frames, decoded.pil_format, held.rest_is_zero)
+    warnings.extend(found)
+    if any(w.startswith("pages_capped") for w in found) and result.status == "ok":
+        result.status, result.reason = "partial", "pages_capped"
+    if members and len(task.ref.members) >= task.limits.max_depth:
+        # Derived content of derived content (an appended file's own appended file, ...) stops
+        # where nested archives stop.
+        warnings.append(f"derived_depth_limit:{len(members)}")
+        if result.status == "ok":
+            result.status, result.reason = "partial", "derived_depth_limit"
+        return
+    if members:
+        result.members = members
+        result.detail["derived"] = {kind: sum(m.member_kind == kind for m in members)
+                                    for kind in ("page", "thumbnail", "appended")}
+
+
+@dataclass(frozen=True)
+class HeldImage:
+    """An image's bytes as held in memory: all of them, or the first ``len(data)`` of ``size``."""
+
+    data: bytes
+    size: int
+    rest_is_zero: bool = True  # every byte after ``data`` is zero (padding, nothing to look at)
+
+    @classmethod
+    def of(cls, data: bytes | HeldImage) -> HeldImage:
+        """``data`` as a HeldImage (whole bytes are held in full)."""
+        return data if isinstance(data, HeldImage) else cls(data, len(data))
+
+
+class PrefixReader:
+    """Passes a stream's bytes through, keeping the first ``cap`` of them and noting whether every
+    byte after those is zero (C-speed ``count``, so hashing is not slowed)."""
+
+    def __init__(self, stream, cap: int) -> None:
+        self._stream, self._cap, self._kept = stream, cap, bytearray()
+        self._size, self._rest_is_zero = 0, True
+
+    def read(self, size: int = -1) -> bytes:
+        chunk = self._stream.read(size)
+        room = self._cap - len(self._kept)
+        if room > 0:
+            self._kept += chunk[:room]
+        if len(chunk) > room and self._rest_is_zero:
+            self._rest_is_zero = chunk.count(0, max(room, 0)) == len(chunk) - max(room, 0)
+        self._size += len(chunk)
+        return chunk
+
+    def held(self) -> HeldImage:
+        """The kept bytes, handed over once (the buffer is released, so they are held only once)."""
+        data, self._kept = bytes(self._kept), bytearray()
+        return HeldImage(data, self._size, self._rest_is_zero)
+
+
+def real_image_bytes(held: HeldImage) -> bytes:
+    """What to decode: all the bytes, or, when only the start of a bigger file is held, the image
+    up to its real end (JPEG EOI after the scans, PNG IEND, GIF trailer, WebP RIFF size).
+
+    Raises ``TooLarge`` when that end is not within what is held."""
+    if len(held.data) >= held.size:
+        return held.data
+    end = image_end(held.data)
+    if end is None:
+        raise TooLarge(f"image larger than {len(held.data)} bytes")
+    return held.data[:end]
+
+
+def read_verified_prefix(task: ContentTask, cap: int = MAX_IMAGE_BYTES) -> HeldImage:
+    """Stream the whole item through SHA-256 (it must still be ``task.sha256``) keeping its first
+    ``cap`` bytes."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open_item(task.ref, task.limits) as stream:
+        reader = PrefixReader(stream, cap)
+        while chunk := reader.read(1024 * 1024):
+            digest.update(chunk)
+    if digest.hexdigest() != task.sha256:
+        raise ContentChanged(task.ref.locator)
+    return reader.held()
+
+
 def _face_input(task: ContentTask, data: bytes, decoded, warnings: list[str]):
     """A second, larger decode for the face stage (hashes keep their own, flag-independent decode)."""
     from vidpipe.decode.image import _apply_orientation
@@ -100,7 +196,7 @@ def face_input_task(task: ContentTask):
     from vidpipe.pipeline.tasks import ContentResult as _Result
 
     try:
-        data = read_verified(task)
+        data = real_image_bytes(read_verified_prefix(task))
     except (OSError, ArchiveError) as exc:
         return _Result(task.sha256, "failed", getattr(exc, "reason", None) or "read_error", "faces")
     warnings: list[str] = []
