@@ -10,7 +10,7 @@ from typing import Any
 
 from vidpipe import filetype
 from vidpipe.extract.digests import digest_stream
-from vidpipe.sources.archive import SUPPORTED_LABELS, ArchiveError, MemberEntry, list_members
+from vidpipe.sources.archive import ArchiveError, MemberEntry
 from vidpipe.sources.base import ItemRef
 from vidpipe.sources.limits import ArchiveLimits
 from vidpipe.sources.opener import NotRegularFile, TooLarge, open_item, read_capped
@@ -78,12 +78,18 @@ def run_hash(task: HashTask) -> HashResult:
     """Read an item once: MD5, SHA-1, SHA-256, size and type by content."""
     try:
         with open_item(task.ref, task.limits) as stream:
-            keep = 0
+            prefix = None
             if task.content_options is not None:
-                # Keep the bytes only for images: they are decoded from exactly what was hashed.
+                # Keep the bytes only for images: they are decoded from exactly what was hashed. Of a
+                # bigger file the first MAX_IMAGE_BYTES are kept: the image is decoded up to its real
+                # end when that lies within them (e.g. a JPEG followed by padding).
                 kind = filetype.sniff(stream.peek(filetype.SNIFF_BYTES)[:filetype.SNIFF_BYTES]).kind
-                keep = MAX_IMAGE_BYTES if kind in (filetype.KIND_IMAGE, filetype.KIND_RAW) else 0
-            digests, data = digest_stream(stream, keep_bytes=keep)
+                if kind in (filetype.KIND_IMAGE, filetype.KIND_RAW):
+                    from vidpipe.pipeline.image_task import PrefixReader
+
+                    stream = prefix = PrefixReader(stream, MAX_IMAGE_BYTES)
+            digests, _ = digest_stream(stream)
+            data = prefix.held() if prefix is not None else None
     except NotRegularFile:
         return HashResult(task.item_id, False, "not_regular_file")
     except ArchiveError as exc:
@@ -95,17 +101,19 @@ def run_hash(task: HashTask) -> HashResult:
     ftype = filetype.refine_with_extension(filetype.sniff(digests.head), task.ref.extension)
     result = HashResult(task.item_id, True, None, digests.md5, digests.sha1, digests.sha256, digests.size,
                         ftype.mime, ftype.label, ftype.kind, filetype.extension_mismatch(ftype, task.ref.extension))
-    if task.content_options is not None and ftype.kind != filetype.KIND_ARCHIVE:
+    # Videos wait too: their time budget comes from the container's duration (runner, video_task.probe_video).
+    if task.content_options is not None and ftype.kind not in (filetype.KIND_ARCHIVE, filetype.KIND_VIDEO):
         content_task = ContentTask(digests.sha256, task.ref, ftype.label, ftype.kind, task.limits,
                                    task.content_options)
         result.content = run_content(content_task, data)
     return result
 
 
-def run_content(task: ContentTask, data: bytes | None = None) -> ContentResult:
+def run_content(task: ContentTask, data: Any = None) -> ContentResult:
     """Dispatch by media kind. Every path ends in a result; nothing is raised to the pool.
 
-    ``data`` are the item's bytes when the caller already holds them (already hashed)."""
+    ``data`` are the item's bytes when the caller already holds them (already hashed): bytes, or an
+    ``image_task.HeldImage`` (the start of a bigger image)."""
     started = time.perf_counter()
     if task.kind == filetype.KIND_ARCHIVE:
         result = _archive(task)
@@ -139,29 +147,10 @@ class ContentChanged(OSError):
 
 
 def _archive(task: ContentTask) -> ContentResult:
-    stage = "archive"
-    if task.label not in SUPPORTED_LABELS:
-        return ContentResult(task.sha256, "skipped", f"archive_format_not_supported:{task.label}", stage)
-    depth = len(task.ref.members)
-    if depth >= task.limits.max_depth:
-        return ContentResult(task.sha256, "skipped", "archive_depth_limit", stage)
-    try:
-        with open_item(task.ref, task.limits) as stream:
-            if task.ref.members:  # nested archives need random access
-                import io
+    """One pass over the archive: members listed, limited, hashed and typed (vidpipe.pipeline.archive_task)."""
+    from vidpipe.pipeline.archive_task import process_archive
 
-                stream = io.BytesIO(read_capped(stream, task.limits.max_inmemory_bytes))
-            members, warnings = list_members(stream, task.label, task.limits)
-    except ArchiveError as exc:
-        return ContentResult(task.sha256, "failed", exc.reason, stage)
-    except TooLarge:
-        return ContentResult(task.sha256, "skipped", "archive_too_large_to_nest", stage)
-    except OSError as exc:
-        return ContentResult(task.sha256, "failed", f"read_error:{exc.errno or type(exc).__name__}", stage)
-    status = "partial" if any(w.startswith("archive_truncated") for w in warnings) else "ok"
-    reason = "archive_truncated" if status == "partial" else None
-    return ContentResult(task.sha256, status, reason, stage, members=members,
-                         detail={"members": len(members), "warnings": warnings})
+    return process_archive(task)
 
 
 # Image-like formats that are recognised but deliberately not decoded.

@@ -1,4 +1,9 @@
-"""Zip and tar archives read in place: listing with limits, and bounded member streams.
+"""Archive members: what they are (``MemberEntry``), which names are unsafe, bounded member streams.
+
+Archives are read in one forward pass by :mod:`vidpipe.sources.archives` (zip, tar, 7z, RAR); the
+archive task hashes every member in that pass. :func:`open_member` reaches one member on its own
+(a video or large image whose content is derived later, a nested archive): one open per member,
+used only where the pass could not already do the work.
 
 Both run inside sandboxed workers only. Unsafe member names (``..``, absolute paths), links,
 devices and encrypted members are listed with a final ``skipped`` status and never opened.
@@ -9,18 +14,17 @@ from __future__ import annotations
 import io
 import os
 import posixpath
-import stat
-import tarfile
 import zipfile
 from dataclasses import dataclass, replace
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from vidpipe.sources.base import Member
 from vidpipe.sources.limits import ArchiveLimits
 
 ZIP_LABELS = {"ZIP"}
 TAR_LABELS = {"TAR", "GZIP", "BZIP2", "XZ"}
-SUPPORTED_LABELS = ZIP_LABELS | TAR_LABELS
+LIBARCHIVE_LABELS = {"7Z", "RAR"}  # read through libarchive (vidpipe.sources.archives.libarchive)
+SUPPORTED_LABELS = ZIP_LABELS | TAR_LABELS | LIBARCHIVE_LABELS
 
 
 class ArchiveError(Exception):
@@ -42,6 +46,9 @@ class MemberEntry:
     fs_kind: str = "member"
     index: int | None = None  # 1, 2, ... for the later members of a repeated name (see sources.base.Member)
     member_kind: str = "member"  # or page | thumbnail | appended for content derived from a file
+    # The member's HashResult (vidpipe.pipeline.tasks) when the archive pass already read it: its
+    # digests, type and, for small images, its content; the writer stores it without a second open.
+    hashed: Any = None
 
     @property
     def key(self) -> Member:
@@ -70,126 +77,121 @@ def unsafe_name(name: str) -> bool:
 
 
 def list_members(stream: BinaryIO, label: str, limits: ArchiveLimits) -> tuple[list[MemberEntry], list[str]]:
-    """List an archive's file members with presets applied; return (members, warnings)."""
-    if label in ZIP_LABELS:
-        return _list_zip(stream, limits)
-    if label in TAR_LABELS:
-        return _list_tar(stream, limits)
-    raise ArchiveError("archive_format_not_supported", label)
+    """List an archive's file members with presets applied, opening none; return (members, warnings)."""
+    from vidpipe.sources.archives import scan
 
-
-def _cap_members(entries: list[MemberEntry], limits: ArchiveLimits) -> tuple[list[MemberEntry], list[str]]:
     warnings: list[str] = []
-    total = 0
-    capped: list[MemberEntry] = []
-    for entry in entries:
-        if entry.preset is None and entry.size is not None:
-            total += entry.size
-            if total > limits.max_total_bytes:
-                entry = replace(entry, preset=("skipped", "archive_total_limit"))
-        capped.append(entry)
-    if any(e.preset == ("skipped", "archive_total_limit") for e in capped):
-        warnings.append("archive_total_limit")
-    return capped, warnings
+    members = [entry for entry, _ in scan(stream, label, limits, warnings)]
+    return members, warnings
 
 
-def _list_zip(stream: BinaryIO, limits: ArchiveLimits) -> tuple[list[MemberEntry], list[str]]:
-    try:
-        zf = zipfile.ZipFile(stream)
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
-        raise ArchiveError("archive_error", str(exc)) from exc
-    infos = zf.infolist()
-    warnings: list[str] = []
-    if len(infos) > limits.max_members:
-        warnings.append(f"archive_member_limit:{len(infos)}")
-    entries: list[MemberEntry] = []
-    for n, info in enumerate(infos):
-        if info.is_dir():
-            continue
-        raw = _zip_member_name(info)
-        mode = info.external_attr >> 16
-        preset: tuple[str, str] | None = None
-        if n >= limits.max_members:
-            preset = ("skipped", "archive_member_limit")
-        elif unsafe_name(info.orig_filename):
-            preset = ("skipped", "unsafe_member_name")
-        elif info.flag_bits & 0x1:
-            preset = ("skipped", "encrypted")
-        elif stat.S_ISLNK(mode):
-            preset = ("skipped", "symlink")
-        elif info.file_size > limits.max_member_bytes:
-            preset = ("skipped", "archive_member_too_large")
-        elif _ratio_exceeded(info.file_size, info.compress_size, limits):
-            preset = ("skipped", "archive_ratio_limit")
-        entries.append(MemberEntry(raw, info.file_size, info.compress_size, preset))
-    capped, more = _cap_members(number_repeated_names(entries), limits)
-    return capped, warnings + more
-
-
-def _ratio_exceeded(size: int, compressed: int, limits: ArchiveLimits) -> bool:
+def ratio_exceeded(size: int, compressed: int, limits: ArchiveLimits) -> bool:
     return size > limits.ratio_floor_bytes and size > limits.max_ratio * max(compressed, 1)
 
 
-def _list_tar(stream: BinaryIO, limits: ArchiveLimits) -> tuple[list[MemberEntry], list[str]]:
-    try:
-        tf = tarfile.open(fileobj=stream, mode="r:*")
-    except (tarfile.TarError, OSError, EOFError) as exc:
-        raise ArchiveError("archive_error", str(exc)) from exc
-    entries: list[MemberEntry] = []
-    warnings: list[str] = []
-    try:
-        for n, info in enumerate(tf):
-            if info.isdir():
-                continue
-            if n >= limits.max_members:
-                warnings.append("archive_member_limit")
-                break
-            raw = os.fsencode(info.name)
-            preset: tuple[str, str] | None = None
-            if unsafe_name(info.name):
-                preset = ("skipped", "unsafe_member_name")
-            elif info.issym() or info.islnk():
-                preset = ("skipped", "symlink")
-            elif not info.isreg():
-                preset = ("skipped", "not_regular_file")
-            elif info.size > limits.max_member_bytes:
-                preset = ("skipped", "archive_member_too_large")
-            entries.append(MemberEntry(raw, info.size, None, preset))
-    except (tarfile.TarError, OSError, EOFError, zlib_error()) as exc:
-        warnings.append(f"archive_truncated:{type(exc).__name__}")
-    capped, more = _cap_members(number_repeated_names(entries), limits)
-    return capped, warnings + more
+_ratio_exceeded = ratio_exceeded
 
 
-def zlib_error() -> type[Exception]:
-    import zlib
+class BoundedReader(io.RawIOBase):
+    """Wraps a member stream; raises once more than ``cap`` bytes come out (lying headers).
 
-    return zlib.error
+    Any other error of the inner stream becomes ``ArchiveError(damage)``; with ``exact_size``, a
+    stream that ends short of it is damage too (a cut archive)."""
 
-
-class _BoundedReader(io.RawIOBase):
-    """Wraps a member stream; raises once more than ``cap`` bytes come out (lying headers)."""
-
-    def __init__(self, inner: BinaryIO, cap: int, compressed: int | None, limits: ArchiveLimits) -> None:
+    def __init__(self, inner: BinaryIO, cap: int, compressed: int | None, limits: ArchiveLimits,
+                 damage: str = "archive_error", exact_size: int | None = None) -> None:
         self._inner, self._cap, self._read = inner, cap, 0
         self._compressed, self._limits = compressed, limits
+        self._damage, self._exact = damage, exact_size
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer) -> int:  # type: ignore[override]
-        chunk = self._inner.read(len(buffer))
+        try:
+            chunk = self._inner.read(len(buffer))
+        except ArchiveError:
+            raise
+        except (MemoryError, KeyboardInterrupt):
+            raise
+        except Exception as exc:  # noqa: BLE001 - zlib/bz2/lzma/tarfile/zipfile errors: damaged bytes
+            raise ArchiveError(self._damage, f"{type(exc).__name__}: {exc}") from exc
         self._read += len(chunk)
         if self._read > self._cap:
             raise ArchiveError("archive_bomb", "member produced more bytes than its header declared")
-        if self._compressed is not None and _ratio_exceeded(self._read, self._compressed, self._limits):
+        if self._compressed is not None and ratio_exceeded(self._read, self._compressed, self._limits):
             raise ArchiveError("archive_ratio_limit", "member expands beyond the ratio limit")
+        if not chunk and self._exact is not None and self._read < min(self._exact, self._cap):
+            raise ArchiveError(self._damage, f"member ends after {self._read} of {self._exact} bytes")
         buffer[: len(chunk)] = chunk
         return len(chunk)
 
     def close(self) -> None:
         self._inner.close()
         super().close()
+
+
+_BoundedReader = BoundedReader
+
+
+def open_member(stream: BinaryIO, member: Member | bytes, limits: ArchiveLimits) -> BinaryIO:
+    """Open one member (sniffed format of ``stream``) as a bounded stream: one open per member.
+
+    A repeated name is resolved by its occurrence (``member.index``), in listing order; the
+    format modules list members in the same order as the archive pass."""
+    from vidpipe import filetype
+    from vidpipe.sources.archives import OPENS, scan
+
+    if isinstance(member, bytes):
+        member = Member(member)
+    OPENS["member"] += 1
+    label = filetype.sniff(stream.read(filetype.SNIFF_BYTES)).label
+    stream.seek(0)
+    if label in ZIP_LABELS:
+        return _open_zip_member(stream, member, limits)
+    if label in TAR_LABELS:
+        return _open_tar_member(stream, member, limits)
+    if label not in LIBARCHIVE_LABELS:
+        raise ArchiveError("archive_format_not_supported", label)
+    warnings: list[str] = []
+    for entry, opener in scan(stream, label, limits, warnings):
+        if entry.key == member:
+            if opener is None:
+                raise ArchiveError(entry.preset[1] if entry.preset else "archive_error")
+            from vidpipe.sources.opener import read_capped
+
+            with opener() as inner:
+                return io.BytesIO(read_capped(inner, limits.max_inmemory_bytes))
+    raise ArchiveError("archive_error", f"no member {member.label!r}")
+
+
+def _open_zip_member(stream: BinaryIO, member: Member, limits: ArchiveLimits) -> BinaryIO:
+    from vidpipe.sources.archives.zip import open_zip_member
+
+    try:
+        zf = zipfile.ZipFile(stream)
+        info = _nth((i for i in zf.infolist() if not i.is_dir() and zip_member_name(i) == member.name),
+                    member.index or 0)
+    except (StopIteration, zipfile.BadZipFile, RuntimeError, OSError, ValueError, EOFError) as exc:
+        raise ArchiveError("archive_error", str(exc)) from exc
+    if info.flag_bits & 0x1:
+        raise ArchiveError("encrypted")
+    return open_zip_member(zf, stream, info, limits)
+
+
+def _open_tar_member(stream: BinaryIO, member: Member, limits: ArchiveLimits) -> BinaryIO:
+    import tarfile
+
+    text_name = os.fsdecode(member.name)
+    try:
+        tf = tarfile.open(fileobj=stream, mode="r:*")
+        info = _nth((i for i in tf if not i.isdir() and i.name == text_name), member.index or 0)
+        inner = tf.extractfile(info)
+    except (StopIteration, KeyError, tarfile.TarError, OSError, EOFError) as exc:
+        raise ArchiveError("archive_error", str(exc)) from exc
+    if inner is None:
+        raise ArchiveError("not_regular_file")
+    return io.BufferedReader(BoundedReader(inner, min(info.size, limits.max_member_bytes), None, limits))
 
 
 def _nth(items, n: int):
@@ -200,39 +202,10 @@ def _nth(items, n: int):
     raise StopIteration
 
 
-def open_member(stream: BinaryIO, member: Member | bytes, limits: ArchiveLimits) -> BinaryIO:
-    """Open one member of a zip or tar (sniffed from ``stream``) as a bounded stream.
-
-    A repeated name is resolved by its occurrence (``member.index``), in listing order."""
-    if isinstance(member, bytes):
-        member = Member(member)
-    name, occurrence = member.name, member.index or 0
-    head = stream.read(512)
-    stream.seek(0)
-    text_name = os.fsdecode(name)
-    if head[:4] in (b"PK\x03\x04", b"PK\x05\x06"):
-        try:
-            zf = zipfile.ZipFile(stream)
-            info = _nth((i for i in zf.infolist() if not i.is_dir() and _zip_member_name(i) == name), occurrence)
-            if info.flag_bits & 0x1:
-                raise ArchiveError("encrypted")
-            inner = zf.open(info)
-        except (StopIteration, zipfile.BadZipFile, RuntimeError, NotImplementedError, OSError) as exc:
-            raise ArchiveError("archive_error", str(exc)) from exc
-        cap = min(info.file_size, limits.max_member_bytes)
-        return io.BufferedReader(_BoundedReader(inner, cap, info.compress_size, limits))
-    try:
-        tf = tarfile.open(fileobj=stream, mode="r:*")
-        info = _nth((i for i in tf if not i.isdir() and i.name == text_name), occurrence)
-        inner = tf.extractfile(info)
-    except (StopIteration, KeyError, tarfile.TarError, OSError, EOFError) as exc:
-        raise ArchiveError("archive_error", str(exc)) from exc
-    if inner is None:
-        raise ArchiveError("not_regular_file")
-    return io.BufferedReader(_BoundedReader(inner, min(info.size, limits.max_member_bytes), None, limits))
-
-
-def _zip_member_name(info: zipfile.ZipInfo) -> bytes:
+def zip_member_name(info: zipfile.ZipInfo) -> bytes:
     """The member name as stored (UTF-8 when flagged, else CP437), as bytes."""
     encoding = "utf-8" if info.flag_bits & 0x800 else "cp437"
     return info.orig_filename.encode(encoding, "surrogateescape")
+
+
+_zip_member_name = zip_member_name
