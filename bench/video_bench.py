@@ -6,7 +6,15 @@ BGR -> RGB -> PDQ (the same PDQHasher as ours). vidpipe: one PyAV decode pass fe
 keyframe selector (PySceneDetect AdaptiveDetector, one keyframe per shot and per 2 s, cap 300)
 and the vPDQ hasher (Meta's sampling: one frame per second), both folds over the same frames.
 
-    python -m bench.video_bench [--data DIR] [--all] [--json]
+    python -m bench.video_bench [--data DIR] [--all] [--json] [--long-seconds S]
+
+Long videos (issue 11): a generated 720p and 1080p H.264 (libx264 ultrafast, moving low-detail
+pattern, a cut every 20 s; written to a temporary folder and deleted) of ``--long-seconds`` each,
+through exactly the ingest worker's pass (keyframes + vPDQ + TMK, one decode thread), against the
+baseline "pyav-decode-only" (the same decode with no analysis: the floor of any full-decode video
+stage) in the same run. It prints x real time, the time a 1-hour video would take (extrapolated,
+linear in duration), and whether the old size-based timeout and the new duration-based budget
+(vidpipe.video.budget) cover it.
 
 Default set: sample_media/video/clip.mp4 plus a spread of resolutions from the evaluation data;
 ``--all`` takes every video there (several minutes on two cores).
@@ -77,12 +85,97 @@ def baseline(path: Path) -> tuple[float, int]:
     return time.perf_counter() - start, frames
 
 
+def make_long_video(path: Path, seconds: float, width: int, height: int, fps: int = 30) -> Path:
+    """A moving checkerboard with a colour cut every 20 s (libx264 ultrafast)."""
+    import av
+    import numpy as np
+
+    yy, xx = np.mgrid[0:height, 0:width]
+    board = ((xx // 64 + yy // 64) % 2).astype(np.uint8)
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.options = {"preset": "ultrafast", "crf": "30", "g": str(fps * 2)}
+        base = None
+        for i in range(int(seconds * fps)):
+            if i % (20 * fps) == 0:
+                colours = np.random.default_rng(i).integers(20, 235, size=(2, 3), dtype=np.uint8)
+                base = colours[board]
+            frame = av.VideoFrame.from_ndarray(np.roll(base, 4 * i, axis=1), format="rgb24")
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return path
+
+
+def ingest_pass(path: Path) -> tuple[float, float, int]:
+    """The ingest worker's video pass (video_task.process_video's folds, one decode thread):
+    (wall seconds, video seconds, keyframes)."""
+    from vidpipe.pipeline.video_task import INGEST_MAX_KEYFRAMES, KEYFRAME_EVERY_S
+    from vidpipe.video import KeyframeSelector, VpdqHasher, open_video_path, scan
+    from vidpipe.video.tmk import TmkAverager
+
+    start = time.perf_counter()
+    with open_video_path(str(path), "mp4", threads=1) as stream:
+        selector = KeyframeSelector(stream.nominal_fps or stream.fps, stream.duration_s, every_s=KEYFRAME_EVERY_S,
+                                    max_keyframes=INGEST_MAX_KEYFRAMES)
+        scan(stream, selector, VpdqHasher(stream.fps), TmkAverager())
+        keyframes = len(selector.finish().keyframes)
+        duration = stream.duration_s or 0.0
+    return time.perf_counter() - start, duration, keyframes
+
+
+def decode_only(path: Path) -> float:
+    """Baseline "pyav-decode-only": every frame decoded, nothing computed (one decode thread)."""
+    from vidpipe.video import open_video_path
+
+    start = time.perf_counter()
+    with open_video_path(str(path), "mp4", threads=1) as stream:
+        for _ in stream.frames():
+            pass
+    return time.perf_counter() - start
+
+
+def long_video_rows(seconds: float, emit: bool) -> list[dict]:
+    """x real time of the ingest pass on generated long 720p and 1080p videos, vs decode only."""
+    import tempfile
+
+    from vidpipe.video.budget import soft_budget_s
+
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="vidpipe-bench-") as tmp:
+        for width, height in ((1280, 720), (1920, 1080)):
+            path = make_long_video(Path(tmp) / f"long_{height}p.mp4", seconds, width, height)
+            size = path.stat().st_size
+            base_wall = decode_only(path)
+            wall, duration, keyframes = ingest_pass(path)
+            hour = 3600.0 * wall / duration
+            budget_hour = soft_budget_s(3600.0, width, height, 30.0, 60.0)
+            row = {"resolution": f"{height}p", "duration_s": round(duration, 1), "bytes": size,
+                   "ours_s": round(wall, 2), "ours_x_realtime": round(duration / wall, 2),
+                   "baseline": "pyav-decode-only", "baseline_x_realtime": round(duration / base_wall, 2),
+                   "keyframes": keyframes, "one_hour_s_extrapolated": round(hour, 1),
+                   "one_hour_budget_s": round(budget_hour, 1),
+                   "old_size_timeout_s_for_one_hour": round(60.0 + size * 3600.0 / duration / 50e6, 1)}
+            rows.append(row)
+            if emit:
+                print(f"long {height}p  {duration:6.1f} s video  ours {wall:6.2f} s ({row['ours_x_realtime']:5.1f}x real "
+                      f"time)  baseline pyav-decode-only {base_wall:5.2f} s ({row['baseline_x_realtime']:5.1f}x)  "
+                      f"-> 1 h of video: ~{hour:5.0f} s (extrapolated); budget {budget_hour:5.0f} s "
+                      f"{'covers it' if budget_hour >= hour else 'DOES NOT cover it'}; old size-based timeout "
+                      f"{row['old_size_timeout_s_for_one_hour']:.0f} s", flush=True)
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     default_data = Path(os.environ.get("VIDPIPE_EVAL_DATA", REPO.parent / "shared" / "data"))
     ap.add_argument("--data", type=Path, default=default_data, help="evaluation data root (../shared/data)")
     ap.add_argument("--all", action="store_true", help="every video in the evaluation data")
     ap.add_argument("--json", action="store_true", help="print one JSON object")
+    ap.add_argument("--long-seconds", type=float, default=60.0,
+                    help="length of each generated long video (720p, 1080p); 0 skips them")
     args = ap.parse_args(argv)
     data = args.data if args.data.is_dir() else None
     rows = []
@@ -95,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{path.name:34s} {duration:7.2f} s video  ours {wall_ours:6.2f} s ({duration / wall_ours:6.1f}x)"
                   f"  baseline {wall_base:6.2f} s ({duration / wall_base:5.1f}x)  keyframes {counts['keyframes']:3d}"
                   f"  vpdq {counts['vpdq_frames']:3d}", flush=True)
+    long_rows = long_video_rows(args.long_seconds, not args.json) if args.long_seconds > 0 else []
     total = sum(r["duration_s"] for r in rows)
     t_ours = sum(r["ours_s"] for r in rows)
     t_base = sum(r["baseline_s"] for r in rows)
@@ -102,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
                "ours_x_realtime": round(total / t_ours, 2) if t_ours else None,
                "baseline": "opencv-every-frame-pdq",
                "baseline_x_realtime": round(total / t_base, 2) if t_base else None,
-               "speedup": round(t_base / t_ours, 2) if t_ours else None, "rows": rows}
+               "speedup": round(t_base / t_ours, 2) if t_ours else None, "rows": rows, "long_videos": long_rows}
     if args.json:
         print(json.dumps(summary))
     else:

@@ -12,6 +12,9 @@ video is decoded once per ingest:
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass
+
 from vidpipe.video.backends import (
     BACKENDS,
     Frame,
@@ -27,15 +30,43 @@ from vidpipe.video.keyframes import Keyframe, KeyframeResult, KeyframeSelector, 
 from vidpipe.video.vpdq import VpdqFeature, VpdqHasher, VpdqMatch, compute_vpdq, match_vpdq
 
 
-def scan(stream: VideoBackend, *folds) -> int:
-    """Decode ``stream`` once, pushing every frame into each fold; returns frames decoded."""
-    for frame in stream.frames():
-        for fold in folds:
-            fold.push(frame)
-    return stream.frames_decoded
+def scan(stream: VideoBackend, *folds, deadline: float | None = None) -> int:
+    """Decode ``stream`` once, pushing every frame into each fold; returns frames decoded.
+
+    With ``deadline`` (a ``time.monotonic()`` value) the pass stops after the first frame that
+    ends past it; ``scan_until`` says whether that happened and how far it got."""
+    return scan_until(stream, folds, deadline).frames
+
+
+@dataclass
+class ScanOutcome:
+    """How a decode pass ended: frames decoded, whether the deadline stopped it, the last
+    frame's presentation time (the video is covered up to there)."""
+
+    frames: int
+    timed_out: bool
+    decoded_until_s: float | None
+
+
+def scan_until(stream: VideoBackend, folds, deadline: float | None = None, clock=time.monotonic) -> ScanOutcome:
+    """``scan`` with a soft deadline: at least one frame is always pushed, then the pass stops
+    as soon as ``clock()`` is past ``deadline``; the folds keep everything pushed so far. The
+    ingest worker passes ``time.process_time`` (its own CPU seconds, vidpipe.video.budget)."""
+    frames = stream.frames()
+    last_t: float | None = None
+    try:
+        for frame in frames:
+            for fold in folds:
+                fold.push(frame)
+            last_t = frame.time_s
+            if deadline is not None and clock() > deadline:
+                return ScanOutcome(stream.frames_decoded, True, last_t)
+    finally:
+        frames.close()  # an early stop must still close the container
+    return ScanOutcome(stream.frames_decoded, False, last_t)
 
 
 __all__ = ["BACKENDS", "Frame", "Keyframe", "KeyframeResult", "KeyframeSelector", "OpenCVBackend",
            "PyAVBackend", "VideoBackend", "VideoDecodeError", "VideoOpenError", "VpdqFeature", "VpdqHasher",
-           "VpdqMatch", "compute_vpdq", "extract_keyframes", "match_vpdq", "open_video", "open_video_path",
-           "scan"]
+           "VpdqMatch", "ScanOutcome", "compute_vpdq", "extract_keyframes", "match_vpdq", "open_video",
+           "open_video_path", "scan", "scan_until"]

@@ -123,6 +123,9 @@ class KeyframeSelector:
         else:  # OpenCV or pts-less streams: the backend's time, to the microsecond
             tc = FrameTimecode(Timecode(pts=max(0, round(frame.time_s * 1_000_000)),
                                         time_base=Fraction(1, 1_000_000)), fps=self._rate)
+        # The largest cost of a long video (bench.video_bench), and it stays: OpenCV's I420 -> BGR
+        # (within 3 levels of swscale's, 3x faster) lost the AdaptiveDetector cut at frame 691 of
+        # testvideo.mp4 (tests/test_video.py goldens).
         small = frame.image(None, "bgr24")
         if (frame.width, frame.height) != self._size:
             # Exactly SceneManager's resize (cv2 linear on full-size BGR); FFmpeg's area and
