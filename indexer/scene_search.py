@@ -71,21 +71,21 @@ def scene_threshold() -> tuple[float, dict]:
         "score": "cosine of masked room vectors, plus up to 0.5 for geometric inliers above 15"}
 
 
-def query_scene(data: bytes, file_type, models: SceneModels) -> dict:
-    """The query as ingest sees it: {"pixels", "scale" (pixels / full width), "masked" (body boxes,
-    pixel coordinates), "vector"}."""
-    from indexer.search import _decode
-    from vidpipe.extract.scenes.masking import body_boxes
-    from vidpipe.pipeline.face_stage import FACE_DECODE_MIN_SIDE, make_face_input
+def query_scene(data, file_type, models: SceneModels) -> dict:
+    """The query (its bytes or its path) as ingest sees it: {"pixels", "scale" (pixels / full width),
+    "masked" (body boxes, pixel coordinates), "vector"}. Decoding and downscaling run in the sandbox
+    (indexer.query_prep); the models see only the bounded array that comes back."""
+    from pathlib import Path
 
-    big = _decode(data, file_type, min_side=FACE_DECODE_MIN_SIDE)
-    full_width = big.height if big.orientation in (5, 6, 7, 8) else big.width
-    item = make_face_input("query", big.upright())
-    scale = item.pixels.shape[1] / full_width
-    faces = models.detector.detect(item.pixels)
-    masked = body_boxes([f.box for f in faces], item.pixels.shape[1], item.pixels.shape[0])
-    vector = models.embedder.embed_batch([item.pixels], [masked])[0]
-    return {"pixels": item.pixels, "scale": scale, "masked": masked, "vector": np.asarray(vector, np.float32)}
+    from indexer.query_prep import prepare_query
+    from vidpipe.extract.scenes.masking import body_boxes
+
+    prepared = prepare_query(data if isinstance(data, bytes) else Path(data), file_type, "scene")
+    pixels, scale = prepared.pixels, prepared.scale
+    faces = models.detector.detect(pixels)
+    masked = body_boxes([f.box for f in faces], pixels.shape[1], pixels.shape[0])
+    vector = models.embedder.embed_batch([pixels], [masked])[0]
+    return {"pixels": pixels, "scale": scale, "masked": masked, "vector": np.asarray(vector, np.float32)}
 
 
 def search_scenes(paths, conn: sqlite3.Connection, qpath: str, data: bytes, file_type, top_k: int,

@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from indexer.build import ensure_indexes, face_model_keys
-from vidpipe.errors import MissingDependencyError, UsageError, VidpipeError
+from vidpipe.errors import MissingDependencyError, UsageError
 from vidpipe.extract.hashers import PDQ_MATCH_DISTANCE, PDQ_MIN_QUALITY
 
 MODES = ("face", "scene", "near-dup", "video")
@@ -100,37 +100,36 @@ def read_query(path: Path) -> tuple[str, bytes, object]:
     """(absolute path, bytes, sniffed FileType) of a query file."""
     from vidpipe import filetype
 
+    qpath, real, file_type = query_file(path)
+    data = Path(real).read_bytes()
+    return qpath, data, filetype.sniff(data[:4096])
+
+
+def query_file(path: Path) -> tuple[str, str, object]:
+    """(absolute path, resolved path, sniffed FileType) of a query file; only its first bytes are
+    read here: the query is decoded in the sandbox (indexer.query_prep)."""
+    from vidpipe import filetype
+
     p = Path(path)
     if not p.is_file():
         raise UsageError(f"query file not found: {path}")
     if p.stat().st_size > QUERY_MAX_BYTES:
         raise UsageError(f"query file is larger than {QUERY_MAX_BYTES} bytes: {path}")
-    data = p.read_bytes()
-    return os.path.abspath(p), data, filetype.sniff(data[:4096])
+    with open(p, "rb") as fh:
+        head = fh.read(4096)
+    return os.path.abspath(p), os.path.realpath(p), filetype.sniff(head)
 
 
-def _decode(data: bytes, file_type, **kw):
-    from vidpipe.decode.image import DecodeFailure, decode_image
+def detect_and_embed(query: bytes | Path | str, file_type, models: FaceModels) -> tuple[list[dict], np.ndarray]:
+    """Faces of an image (its bytes or its path) as ingest sees them: ([{"box", "det_score"}] in
+    full-resolution upright pixels, best first; (n, dim) L2-normalised embeddings). The image is
+    decoded and downscaled in the sandbox; the models see only that bounded array."""
+    from indexer.query_prep import prepare_query
 
-    if file_type.kind != "image":
-        raise UsageError(f"this search mode needs an image query; the file is {file_type.label} ({file_type.kind})")
-    try:
-        return decode_image(data, file_type.label, **kw)
-    except DecodeFailure as exc:
-        raise VidpipeError(f"the query image could not be decoded ({exc.reason}: {exc})") from exc
-
-
-def detect_and_embed(data: bytes, file_type, models: FaceModels) -> tuple[list[dict], np.ndarray]:
-    """Faces of an image as ingest sees them: ([{"box", "det_score"}] in full-resolution upright
-    pixels, best first; (n, dim) L2-normalised embeddings)."""
-    from vidpipe.pipeline.face_stage import FACE_DECODE_MIN_SIDE, make_face_input
-
-    big = _decode(data, file_type, min_side=FACE_DECODE_MIN_SIDE)
-    full_width = big.height if big.orientation in (5, 6, 7, 8) else big.width
-    item = make_face_input("query", big.upright())
-    scale = item.pixels.shape[1] / full_width
-    faces = models.detector.detect(item.pixels)
-    vectors = models.embedder.embed_faces(item.pixels, faces) if faces else np.zeros((0, models.embedder.dim), np.float32)
+    prepared = prepare_query(query if isinstance(query, bytes) else Path(query), file_type, "face")
+    pixels, scale = prepared.pixels, prepared.scale
+    faces = models.detector.detect(pixels)
+    vectors = models.embedder.embed_faces(pixels, faces) if faces else np.zeros((0, models.embedder.dim), np.float32)
     described = [{"box": [round(v / scale, 2) for v in f.box], "det_score": round(float(f.det_score), 6)} for f in faces]
     return described, np.asarray(vectors, np.float32)
 
@@ -184,7 +183,7 @@ def search(case_dir: Path, query: Path, mode: str, top_k: int = DEFAULT_TOP_K, *
         raise UsageError("--top-k must be at least 1")
     paths, conn = open_case_readonly(Path(case_dir))
     try:
-        qpath, data, file_type = read_query(Path(query))
+        qpath, data, file_type = query_file(Path(query))  # ``data``: the resolved path, decoded in the sandbox
         if mode == "face":
             return _search_faces(paths, conn, qpath, data, file_type, top_k,
                                  models or load_face_models(model_keys=face_model_keys(conn)))
@@ -269,15 +268,9 @@ def _face_rows(conn: sqlite3.Connection, face_ids: list[int]) -> dict[int, sqlit
 
 # ------------------------------------------------------------------------------------------- near-dup
 def _dihedral_phashes(rgb) -> list[str]:
-    from PIL import Image
+    from indexer.query_prep import dihedral_phashes
 
-    from vidpipe.extract.hashers import PHasher
-
-    t = Image.Transpose
-    variants = [rgb] + [rgb.transpose(op) for op in (t.ROTATE_90, t.ROTATE_180, t.ROTATE_270, t.FLIP_LEFT_RIGHT,
-                                                     t.FLIP_TOP_BOTTOM, t.TRANSPOSE, t.TRANSVERSE)]
-    hasher = PHasher()
-    return [hasher.compute(v).hex for v in variants]
+    return dihedral_phashes(rgb)
 
 
 def _min_distance(query_hexes: list[str], value: str | None) -> int | None:
@@ -289,12 +282,11 @@ def _min_distance(query_hexes: list[str], value: str | None) -> int | None:
 
 def _search_near_dup(paths, conn, qpath, data, file_type, top_k) -> dict:
     from indexer.binary_index import codes_from_hex
-    from vidpipe.extract.hashers import PDQHasher
+    from indexer.query_prep import prepare_query
 
-    decoded = _decode(data, file_type)  # the decode ingest hashes: pixels as stored, no EXIF rotation
-    pdq = PDQHasher.dihedral(decoded.rgb)
-    pdq_hexes, quality = [h.hex for h in pdq], pdq[0].quality
-    phash_hexes = _dihedral_phashes(decoded.rgb)
+    # The decode ingest hashes (pixels as stored, no EXIF rotation), in the sandbox.
+    prepared = prepare_query(data if isinstance(data, bytes) else Path(data), file_type, "near-dup")
+    pdq_hexes, quality, phash_hexes = prepared.pdq, prepared.pdq_quality, prepared.phash
     handles = ensure_indexes(paths, conn, ("pdq", "phash"))
     usable_query = quality is None or quality >= PDQ_MIN_QUALITY
     candidates: set[int] = set()

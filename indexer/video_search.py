@@ -16,12 +16,11 @@ takes over when that stops being true (see indexer/binary_index.py).
 
 from __future__ import annotations
 
-import io
 import sqlite3
+from pathlib import Path
 
 import numpy as np
 
-from vidpipe.errors import UsageError, VidpipeError
 from vidpipe.extract.hashers import PDQ_MATCH_DISTANCE, PDQ_MIN_QUALITY
 from vidpipe.video.vpdq import (
     VPDQ_COMPARED_MATCH_THRESHOLD_PERCENT,
@@ -31,27 +30,18 @@ from vidpipe.video.vpdq import (
 )
 
 
-def query_vpdq(data: bytes, file_type) -> list[VpdqFeature]:
-    """vPDQ of a query video, decoded in memory with the demuxer its content names."""
+def query_vpdq(data: bytes | Path, file_type) -> list[VpdqFeature]:
+    """vPDQ of a query video (its bytes or its path), decoded in the sandbox."""
     return query_signatures(data, file_type)[0]
 
 
-def query_signatures(data: bytes, file_type) -> tuple[list[VpdqFeature], np.ndarray | None]:
-    """(vPDQ features, TMK level-1 feature) of a query video, from one in-memory decode."""
-    from vidpipe.pipeline.video_task import DEMUXERS
-    from vidpipe.video import VideoOpenError, VpdqHasher, open_video, scan
-    from vidpipe.video.tmk import TmkAverager
+def query_signatures(data: bytes | Path | str, file_type) -> tuple[list[VpdqFeature], np.ndarray | None]:
+    """(vPDQ features, TMK level-1 feature) of a query video, from one decode in a sandboxed worker
+    with ingest's limits and at most ``query_prep.QUERY_MAX_FRAMES`` frames (indexer.query_prep)."""
+    from indexer.query_prep import prepare_query
 
-    demuxer = DEMUXERS.get(file_type.label)
-    if file_type.kind != "video" or demuxer is None:
-        raise UsageError(f"video mode needs a video query; the file is {file_type.label} ({file_type.kind})")
-    try:
-        with open_video(io.BytesIO(data), demuxer, None, threads=1) as stream:
-            vpdq, tmk = VpdqHasher(stream.fps), TmkAverager()
-            scan(stream, vpdq, tmk)
-            return vpdq.features, tmk.feature()
-    except VideoOpenError as exc:
-        raise VidpipeError(f"the query video could not be decoded: {exc}") from exc
+    prepared = prepare_query(data if isinstance(data, bytes) else Path(data), file_type, "video")
+    return prepared.vpdq, prepared.tmk
 
 
 def case_vpdq(conn: sqlite3.Connection) -> dict[str, list[VpdqFeature]]:

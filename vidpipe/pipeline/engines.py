@@ -18,7 +18,9 @@ ENGINES = ("local", "ray")
 
 
 class WorkerPool(Protocol):
-    """What the runner needs from a pool (see :class:`SandboxPool`)."""
+    """What the runner needs from a pool (see :class:`SandboxPool`): ``drop_queued`` when a run is
+    interrupted (SIGINT: finish what is in flight), ``abort`` when it must stop now (SIGTERM: end the
+    tasks in flight without results)."""
 
     def submit(self, key: Any, kind: str, task: Any, timeout_s: float | None = None) -> None: ...
 
@@ -28,6 +30,8 @@ class WorkerPool(Protocol):
     def pending(self) -> int: ...
 
     def drop_queued(self) -> int: ...
+
+    def abort(self) -> int: ...
 
     def close(self) -> None: ...
 
