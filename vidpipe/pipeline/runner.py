@@ -8,6 +8,7 @@ from them and ends with exactly the case an uninterrupted run gives.
 
 from __future__ import annotations
 
+import json
 import signal
 import sys
 import time
@@ -18,12 +19,20 @@ from typing import Any
 from vidpipe import filetype
 from vidpipe.errors import Interrupted
 from vidpipe.pipeline.engines import make_pool
+from vidpipe.pipeline.retry import (
+    carried_record,
+    keep_earlier_partial,
+    plan_retries,
+    retry_config,
+    start_retries,
+)
 from vidpipe.pipeline.sandbox import SandboxLimits, SandboxPool, TaskFailure
 from vidpipe.pipeline.summary import ingest_summary, missing_model_stages_sql
 from vidpipe.pipeline.tasks import ContentResult, ContentTask, HashResult, HashTask, run_content, run_hash
 from vidpipe.provenance import config_hash, run_environment
 from vidpipe.sources import ItemRef, source_for
 from vidpipe.sources.limits import ArchiveLimits
+from vidpipe.store.case_guard import refuse_case_inside_sources
 from vidpipe.store.casedb import WriteLock, open_case
 from vidpipe.store.writer import CaseWriter
 
@@ -34,15 +43,23 @@ def _face_input_entry(task: ContentTask):
     return face_input_task(task)
 
 
-WORKER_FUNCTIONS = {"hash": run_hash, "content": run_content, "face_input": _face_input_entry}
+def _video_probe_entry(task: ContentTask):
+    from vidpipe.pipeline.video_task import probe_video
+
+    return probe_video(task)
+
+
+WORKER_FUNCTIONS = {"hash": run_hash, "content": run_content, "face_input": _face_input_entry,
+                    "video_probe": _video_probe_entry}
 
 
 @dataclass
 class IngestConfig:
     """What an ingest run does; hashed into the run's provenance."""
 
-    sources: list[str]
+    sources: list[str]                 # evidence roots, resolved (os.path.realpath) by the CLI
     workers: int = 2
+    given_sources: list[str] = field(default_factory=list)  # the same roots as typed (absolute), if resolved
     faces: bool = True
     scenes: bool = True
     engine: str = "local"
@@ -59,6 +76,17 @@ class IngestConfig:
     batch_size: int = 64
     commit_interval_s: float = 2.0
     archive_limits: ArchiveLimits = field(default_factory=ArchiveLimits)
+    video_budget_scale: float = 1.0  # multiplies the measured video time budget (vidpipe.video.budget)
+    retry_failed: bool = True        # retry earlier sandbox-limit failures once (vidpipe.pipeline.retry)
+
+    def __post_init__(self) -> None:
+        # Absurd limits would fail every file and poison the case: refuse them before any work.
+        from vidpipe.errors import UsageError
+        from vidpipe.pipeline.limits import limits_problem
+
+        problem = limits_problem(self)
+        if problem:
+            raise UsageError(problem)
 
     def provenance(self) -> dict[str, Any]:
         data = asdict(self)
@@ -77,13 +105,20 @@ class _StopFlag:
 
 
 def _hash_timeout(size: int | None, base: float) -> float:
-    # Reading and hashing runs at well over 50 MB/s; big videos get time in proportion.
+    # Reading and hashing runs at well over 50 MB/s; big files get time in proportion. A video's
+    # decode is budgeted by its duration instead (_Scheduler._on_video_probe, vidpipe.video.budget).
     return base + (size or 0) / 50e6
+
+
+# A probe opens the container and decodes one frame; a floor so that a tiny --timeout (or a
+# busy machine) does not turn every video into a probe timeout.
+PROBE_MIN_TIMEOUT_S = 10.0
 
 
 def run_ingest(case_dir: Path, config: IngestConfig, progress: bool = True) -> dict[str, Any]:
     """Ingest ``config.sources`` into the case; return the contract's summary object."""
     started = time.monotonic()
+    refuse_case_inside_sources(case_dir, config.sources)  # exit 2 before any work
     if config.places:  # a malformed label file stops the run before any work (exit 2)
         from vidpipe.places import read_label_file
 
@@ -97,14 +132,21 @@ def run_ingest(case_dir: Path, config: IngestConfig, progress: bool = True) -> d
         old_handlers = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
             faces = _open_face_stage(writer, config) if (config.faces or config.scenes) else None
-            source_ids = [_discover(writer, root) for root in config.sources]
+            source_ids = [_discover(writer, root, given)
+                          for root, given in zip(config.sources, config.given_sources or config.sources)]
             writer.commit()
-            interrupted = _process(writer, config, stop, progress, faces)
+            retries = plan_retries(conn, source_ids, config_hash(config.provenance())) if config.retry_failed else None
+            report: dict[str, Any] = {}
+            interrupted = _process(writer, config, stop, progress, faces, last=not retries, report=report)
+            if retries and not interrupted:
+                interrupted = _retry(writer, config, retries, stop, progress, faces)
             places = _apply_places(writer, config) if config.places and not interrupted else None
             summary = ingest_summary(conn, source_ids, writer.run_id, time.monotonic() - started,
                                      faces_enabled=config.faces, scenes_enabled=config.scenes)
             if places is not None:
                 summary["places"] = places
+            summary["retried"] = len(retries) if retries else 0
+            summary["sandbox"] = report.get("sandbox")  # what confined the decode workers on this host
             if interrupted:
                 summary["status"] = "interrupted"
                 writer.end_run("interrupted", summary)
@@ -210,15 +252,20 @@ def _match_hash_lists(conn) -> int:
     return conn.execute("SELECT COUNT(*) FROM hashlist_hits WHERE suppressed=0").fetchone()[0]
 
 
-def _discover(writer: CaseWriter, root: str) -> int:
-    source = source_for(root)
-    source_id = writer.register_source(source.root_bytes)
+def _discover(writer: CaseWriter, root: str, given: str | None = None) -> int:
+    """Record every path under one evidence root; ``given`` is the root as typed when ``root`` is resolved."""
+    source = source_for(root, given)
+    source_id = writer.register_source(source.root_bytes, getattr(source, "given_bytes", None))
     for n, entry in enumerate(source.discover(), 1):
         writer.upsert_item(entry, source_id)
         if n % 2000 == 0:
             writer.commit()
     writer.commit()
     return source_id
+
+
+# Content kinds whose verdict needs their bytes decoded in a sandboxed worker.
+_DECODED_KINDS = frozenset({filetype.KIND_IMAGE, filetype.KIND_RAW, filetype.KIND_VIDEO, filetype.KIND_ARCHIVE})
 
 
 class _Scheduler:
@@ -228,8 +275,11 @@ class _Scheduler:
         self.writer, self.config, self.pool, self.faces = writer, config, pool, faces
         self.conn = writer.conn
         self.in_flight_content: set[str] = set()
-        self.deferred_archives: set[str] = set()
+        self.deferred_archives: set[str] = set()  # and images whose derived items wait (on_result)
         self.hash_in_flight = 0
+        # Items being hashed: item_id -> (locator_bytes, size), and their ids by size (_smaller_twin_hashing).
+        self.hashing: dict[int, tuple[bytes, int | None]] = {}
+        self.hashing_by_size: dict[int | None, set[int]] = {}
         self.submitted = 0
         self.video_frames_left: dict[str, int] = {}
         self.model_wants: dict[str, tuple[bool, bool]] = {}
@@ -244,8 +294,13 @@ class _Scheduler:
         return self.faces.faces_on, self.faces.scenes_on
 
     def schedule_pending_items(self) -> None:
-        rows = self.conn.execute("SELECT item_id, ref, size FROM items WHERE state='pending' ORDER BY locator_bytes").fetchall()
+        rows = self.conn.execute("SELECT item_id, ref, size, locator_bytes FROM items WHERE state='pending' "
+                                 "ORDER BY locator_bytes").fetchall()
         for row in rows:
+            if row["item_id"] in self.hashing:  # derived items arrive while others are still being hashed
+                continue
+            self.hashing[row["item_id"]] = (bytes(row["locator_bytes"]), row["size"])
+            self.hashing_by_size.setdefault(row["size"], set()).add(row["item_id"])
             task = HashTask(row["item_id"], ItemRef.from_blob(row["ref"]), self.config.archive_limits,
                             self.content_options())
             self.pool.submit(("hash", row["item_id"], task), "hash", task,
@@ -268,16 +323,44 @@ class _Scheduler:
             return
         row = self.conn.execute(
             "SELECT i.ref, i.depth, i.source_id, m.label, m.kind, m.size FROM items i JOIN media m "
-            "ON m.sha256 = i.sha256 WHERE i.sha256=? AND i.state='hashed' ORDER BY i.locator_bytes LIMIT 1",
+            # "+i.state": look the content up by items_sha256; SQLite otherwise picks items_state and
+            # scans every hashed item per call (quadratic for an archive of many members).
+            "ON m.sha256 = i.sha256 WHERE i.sha256=? AND +i.state='hashed' ORDER BY i.locator_bytes LIMIT 1",
             (sha256,)).fetchone()
         if row is None:
             return
         ref = ItemRef.from_blob(row["ref"])
         task = ContentTask(sha256, ref, row["label"], row["kind"], self.config.archive_limits,
                            self.content_options())
+        key = ("content", sha256, row["source_id"], row["depth"], row["ref"])
+        if row["kind"] not in _DECODED_KINDS:
+            # Not media: the verdict comes from the type and the name alone and no byte is read, so
+            # it is decided here; a worker round trip per text member made big archives slow.
+            self.on_result(key, run_content(task))
+            return
         self.in_flight_content.add(sha256)
-        self.pool.submit(("content", sha256, row["source_id"], row["depth"], row["ref"]), "content", task,
-                         _hash_timeout(row["size"], self.config.task_timeout_s))
+        if row["kind"] == filetype.KIND_VIDEO:  # budget by duration: ask the container first
+            self.pool.submit(("video_probe", key, task, row["size"]), "video_probe", task,
+                             max(self.config.task_timeout_s, PROBE_MIN_TIMEOUT_S))
+        else:
+            self.pool.submit(key, "content", task, _hash_timeout(row["size"], self.config.task_timeout_s))
+        self.submitted += 1
+
+    def _on_video_probe(self, key: tuple, task: ContentTask, size: int | None, result: Any) -> None:
+        """Submit a video's decode with its soft budget (the worker stops there) and a hard timeout above it."""
+        from dataclasses import replace
+
+        from vidpipe.pipeline.video_task import BUDGET_OPTION, VideoProbe
+        from vidpipe.video.budget import hard_timeout_s, soft_budget_s
+
+        if not isinstance(result, VideoProbe):  # cannot be opened, or the probe died: that is the verdict
+            self.on_result(key, result)
+            return
+        base = self.config.task_timeout_s
+        soft = soft_budget_s(result.duration_s, result.width, result.height, result.fps, base,
+                             self.config.video_budget_scale, size)
+        task = replace(task, options={**task.options, BUDGET_OPTION: soft})
+        self.pool.submit(key, "content", task, hard_timeout_s(soft, base))
         self.submitted += 1
 
     def on_face_output(self, output: Any) -> None:
@@ -325,6 +408,8 @@ class _Scheduler:
                 self.pool.submit(("hash", item_id, retry), "hash", retry, self.config.task_timeout_s * 4)
                 self.hash_in_flight += 1
                 return
+            _, size = self.hashing.pop(item_id, (None, None))
+            self.hashing_by_size.get(size, set()).discard(item_id)
             if isinstance(result, TaskFailure):
                 self.writer.fail_item(item_id, result.reason)
             else:
@@ -334,26 +419,58 @@ class _Scheduler:
                     state = self.conn.execute("SELECT state, kind FROM media WHERE sha256=?",
                                               (result.sha256,)).fetchone()
                     if state is not None and state["state"] == "pending" and result.sha256 not in self.in_flight_content:
-                        if result.content is not None:
-                            self._apply_content(result.content, None)
+                        if result.content is not None and result.content.members and \
+                                self._smaller_twin_hashing(item_id, result.size):
+                            # Derived items hang under the smallest path holding the content, as archive
+                            # members do; a smaller path that may hold it is still being hashed: wait.
+                            self.deferred_archives.add(result.sha256)
+                        elif result.content is not None:
+                            self._apply_content(result.content,
+                                                self._members_source(item_id) if result.content.members else None)
                         else:
                             self.schedule_content(result.sha256, state["kind"])
             if self.hash_in_flight == 0 and self.deferred_archives:
                 for sha256 in sorted(self.deferred_archives):
-                    self.schedule_content(sha256, filetype.KIND_ARCHIVE)
+                    row = self.conn.execute("SELECT state FROM media WHERE sha256=?", (sha256,)).fetchone()
+                    if row is not None and row["state"] == "pending":  # a deferred image may be done by now
+                        self.schedule_content(sha256, filetype.KIND_ARCHIVE)
                 self.deferred_archives.clear()
             return
         if key[0] == "face_input":
             self._on_face_input(key[1], result)
             return
+        if key[0] == "video_probe":
+            self._on_video_probe(key[1], key[2], key[3], result)
+            return
         _, sha256, source_id, depth, ref_blob = key
         self.in_flight_content.discard(sha256)
+        retry = carried_record(self.conn, sha256)
         if isinstance(result, TaskFailure):
             stage = "content"
+            if retry is not None:
+                self.writer.begin()
+                if keep_earlier_partial(self.conn, sha256, retry, result.reason):
+                    return
             self.writer.fail_content(sha256, stage, result.reason, result.detail)
+            if retry is not None:  # the attempt stays on record, so this configuration does not try again
+                self.conn.execute("UPDATE media SET detail=json_set(COALESCE(detail,'{}'), '$.retry', json(?)) "
+                                  "WHERE sha256=?", (json.dumps(retry, sort_keys=True), sha256))
             return
         assert isinstance(result, ContentResult)
+        if retry is not None:
+            result.detail["retry"] = retry
         self._apply_content(result, (source_id, ItemRef.from_blob(ref_blob), depth))
+
+    def _smaller_twin_hashing(self, item_id: int, size: int | None) -> bool:
+        """Whether an item that sorts before ``item_id`` and may hold the same bytes is still being hashed."""
+        locator = self.conn.execute("SELECT locator_bytes FROM items WHERE item_id=?", (item_id,)).fetchone()[0]
+        candidates = self.hashing_by_size.get(size, set()) | self.hashing_by_size.get(None, set())
+        return any(self.hashing[other][0] < bytes(locator) for other in candidates)
+
+    def _members_source(self, item_id: int) -> tuple[int, ItemRef, int]:
+        """(source, ref, depth) of the item whose content's derived items hang under it."""
+        row = self.conn.execute("SELECT source_id, ref, depth FROM items WHERE item_id=?", (item_id,)).fetchone()
+        return row["source_id"], ItemRef.from_blob(row["ref"]), row["depth"]
 
     def _apply_content(self, result: ContentResult, members_source: tuple | None) -> None:
         self.writer.apply_content(result, members_source)
@@ -364,8 +481,24 @@ class _Scheduler:
             for face_input in result.face_inputs:
                 self.submit_model_input(face_input)
         if result.members:
+            self._content_of_members_hashed_in_pass(result)
             self.writer.commit()
             self.schedule_pending_items()
+
+    def _content_of_members_hashed_in_pass(self, result: ContentResult) -> None:
+        """Members that an archive pass hashed (vidpipe.pipeline.archive_task): store the content that
+        pass derived (small images), or schedule it; none is opened again just to be hashed."""
+        for member in result.members:
+            hashed = member.hashed
+            if hashed is None or not hashed.ok or hashed.sha256 in self.in_flight_content:
+                continue
+            row = self.conn.execute("SELECT state, kind FROM media WHERE sha256=?", (hashed.sha256,)).fetchone()
+            if row is None or row["state"] != "pending":
+                continue
+            if hashed.content is not None and not hashed.content.members:
+                self._apply_content(hashed.content, None)
+            else:  # videos, large images, nested archives; derived items hang under the smallest path
+                self.schedule_content(hashed.sha256, row["kind"])
 
 
 def _schedule_pending_faces(scheduler: _Scheduler) -> None:
@@ -398,9 +531,20 @@ def _schedule_pending_faces(scheduler: _Scheduler) -> None:
         scheduler.schedule_content(row["sha256"], "video")
 
 
+def _retry(writer: CaseWriter, config: IngestConfig, plan: Any, stop: _StopFlag, progress: bool,
+           faces: _Faces | None) -> bool:
+    """Earlier runs' sandbox-limit failures, once more with larger limits (vidpipe.pipeline.retry)."""
+    bigger = retry_config(config)
+    writer.begin()
+    start_retries(writer.conn, plan, writer.run_id, config_hash(config.provenance()), bigger)
+    writer.commit()
+    return _process(writer, bigger, stop, progress, faces)
+
+
 def _process(writer: CaseWriter, config: IngestConfig, stop: _StopFlag, progress: bool,
-             faces: _Faces | None = None) -> bool:
-    """Run every pending task; return True when stopped by a signal."""
+             faces: _Faces | None = None, last: bool = True, report: dict[str, Any] | None = None) -> bool:
+    """Run every pending task; return True when stopped by a signal. ``last=False`` keeps the
+    model stage open for another pass (the retries)."""
     limits = SandboxLimits(memory_bytes=config.worker_memory_mb * 1024**2, base_timeout_s=config.task_timeout_s)
     bar = _progress_bar(progress)
     with make_pool(config.engine, WORKER_FUNCTIONS, config.workers, limits, config.ray_address) as pool:
@@ -412,6 +556,12 @@ def _process(writer: CaseWriter, config: IngestConfig, stop: _StopFlag, progress
         last_commit = time.monotonic()
         stopping = False
         while pool.pending or (faces is not None and faces.stage.pending):
+            if stop.signum == signal.SIGTERM:
+                # SIGTERM means now (SIGINT finishes the batch): end the tasks in flight without
+                # results and stop waiting for the model stage; what is committed stays, the rest
+                # is still pending and a resumed run redoes it.
+                pool.abort()
+                break
             if stop.signum is not None and not stopping:
                 stopping = True
                 pool.drop_queued()  # finish what is in flight, start nothing new
@@ -436,11 +586,36 @@ def _process(writer: CaseWriter, config: IngestConfig, stop: _StopFlag, progress
             for output in faces.stage.results():
                 scheduler.on_face_output(output)
         writer.commit()
-    if faces is not None:
+        if report is not None:
+            report["sandbox"] = getattr(pool, "protections", None)
+    if faces is not None and stop.signum == signal.SIGTERM:
+        _leave_without_finalizing()
+    if faces is not None and stop.signum != signal.SIGTERM and (last or stop.signum is not None):
         faces.stage.close()
     if bar is not None:
         bar.close()
     return stop.signum is not None
+
+
+def _leave_without_finalizing() -> None:
+    """After SIGTERM the model thread may still be inside torch: tearing the interpreter (and
+    torch's thread pool) down under it aborts the process (SIGABRT, "terminate called without an
+    active exception") instead of exiting 130. So once the run has ended (case committed and
+    closed, lock released, the message printed), the process leaves with os._exit."""
+    import atexit
+    import os
+
+    from vidpipe.errors import EXIT_INTERRUPTED
+
+    def leave() -> None:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        os._exit(EXIT_INTERRUPTED)
+
+    atexit.register(leave)
 
 
 def _progress_bar(enabled: bool):

@@ -371,8 +371,130 @@ CREATE INDEX retention_tombstones_sha256 ON retention_tombstones(sha256);
 # 14 derived items (pages, thumbnails, appended data)
 # -- migration 10 --
 # -- migration 11 --
+MIGRATIONS.append((11, "decisions bound to the audit chain; audit and decisions append-only", """
+-- The audit entry that records the decision; its detail holds every field of the row
+-- (vidpipe/store/decision_log.py). Decisions made before this migration get the entry that
+-- logged their decision_id.
+ALTER TABLE decisions ADD COLUMN audit_seq INTEGER;
+UPDATE decisions SET audit_seq = (SELECT max(a.seq) FROM audit a WHERE a.action = 'decision'
+    AND json_valid(a.detail) AND json_extract(a.detail, '$.decision_id') = decisions.decision_id);
+CREATE UNIQUE INDEX decisions_audit_seq ON decisions(audit_seq);
+
+-- Content whose review records a retention removal is archiving right now: filled and emptied
+-- inside the removal's transaction (vidpipe/store/retention.py), empty at any other time.
+CREATE TABLE retention_pending (sha256 TEXT PRIMARY KEY);
+
+-- Append-only: the audit trail is never changed; a decision is only ever removed by a retention
+-- removal, which archives it in the tombstone first. (Anyone who can drop a trigger can get
+-- round this; `vidpipe verify` and an anchored head (`vidpipe audit checkpoint`) find what they did.)
+CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+BEGIN SELECT RAISE(ABORT, 'audit is append-only: entries cannot be changed'); END;
+CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+BEGIN SELECT RAISE(ABORT, 'audit is append-only: entries cannot be deleted'); END;
+CREATE TRIGGER decisions_no_update BEFORE UPDATE ON decisions
+BEGIN SELECT RAISE(ABORT, 'decisions are append-only: record a new decision instead'); END;
+CREATE TRIGGER decisions_no_delete BEFORE DELETE ON decisions
+WHEN NOT EXISTS (SELECT 1 FROM retention_pending p WHERE p.sha256 = OLD.media_sha256)
+BEGIN SELECT RAISE(ABORT, 'decisions are append-only: only a retention removal archives them'); END;
+"""))
 # -- migration 12 --
+MIGRATIONS.append((12, "shared review queue", """
+-- Candidates sent from a search to review, shared by every user of the case (ui/queue.py).
+-- One open row per candidate (item_key: mode, query, query face, media, frame, face; a decided
+-- one may be sent again for a second opinion); reviewers work the open rows in score order. A claim says who has the item open, so two reviewers do not work
+-- one item at once; it lapses after a while (a closed tab does not hold an item for ever).
+CREATE TABLE review_queue (
+    item_id        INTEGER PRIMARY KEY,
+    item_key       TEXT NOT NULL,
+    query_sha256   TEXT NOT NULL,
+    query_path     TEXT NOT NULL,
+    query_label    TEXT NOT NULL,
+    query_kind     TEXT NOT NULL,
+    query_face     INTEGER,
+    query_box      TEXT,                  -- JSON [x1, y1, x2, y2] in query pixels
+    query_face_id  INTEGER,               -- the query face as a face of the case, when known
+    mode           TEXT NOT NULL,
+    media_sha256   TEXT NOT NULL,
+    media_path     TEXT NOT NULL,
+    kind           TEXT NOT NULL,
+    video_time_s   REAL,
+    box            TEXT,                  -- JSON [x1, y1, x2, y2] in candidate pixels
+    face_id        INTEGER,
+    score          REAL,
+    threshold      REAL,
+    rank           INTEGER NOT NULL,
+    above_threshold INTEGER,
+    sent_by        TEXT NOT NULL,
+    sent_utc       TEXT NOT NULL,
+    state          TEXT NOT NULL DEFAULT 'open' CHECK (state IN ('open', 'done')),
+    claimed_by     TEXT,
+    claimed_utc    TEXT,
+    decision_id    INTEGER,               -- the decision that closed the item
+    done_by        TEXT,
+    done_utc       TEXT
+);
+CREATE INDEX review_queue_open ON review_queue(state, score);
+CREATE UNIQUE INDEX review_queue_open_key ON review_queue(item_key) WHERE state = 'open';
+
+-- A reviewer put an item aside for now; it comes back to them after the items not skipped.
+CREATE TABLE review_skips (
+    item_id        INTEGER NOT NULL REFERENCES review_queue(item_id),
+    reviewer       TEXT NOT NULL,
+    skipped_utc    TEXT NOT NULL,
+    PRIMARY KEY (item_id, reviewer)
+);
+
+-- A decision that contradicts an earlier one on the same pair names it, with the reason.
+CREATE TABLE decision_overrules (
+    decision_id    INTEGER NOT NULL REFERENCES decisions(decision_id),
+    overruled_id   INTEGER NOT NULL REFERENCES decisions(decision_id),
+    reviewer       TEXT NOT NULL,
+    reason         TEXT NOT NULL,
+    created_utc    TEXT NOT NULL,
+    PRIMARY KEY (decision_id, overruled_id)
+);
+"""))
 # -- migration 13 --
+MIGRATIONS.append((13, "case-insensitive user names, name-hashing key, reviewer preferences", """
+-- User names are case-insensitive ("Admin" and "admin" are one account). Enforced by triggers,
+-- not a UNIQUE index on lower(name): an older case holding both spellings would make the index
+-- fail to build, and the case would no longer open (ui/auth.py picks the exact spelling then).
+-- SQLite's lower() folds ASCII only; ui/auth.py compares names with str.casefold() as well.
+CREATE INDEX users_name_lower ON users(lower(name));
+CREATE TRIGGER users_name_nocase_insert BEFORE INSERT ON users
+WHEN EXISTS (SELECT 1 FROM users u WHERE lower(u.name) = lower(NEW.name))
+BEGIN SELECT RAISE(ABORT, 'UNIQUE constraint failed: users.name (case-insensitive)'); END;
+CREATE TRIGGER users_name_nocase_update BEFORE UPDATE OF name ON users
+WHEN EXISTS (SELECT 1 FROM users u WHERE lower(u.name) = lower(NEW.name) AND u.user_id <> NEW.user_id)
+BEGIN SELECT RAISE(ABORT, 'UNIQUE constraint failed: users.name (case-insensitive)'); END;
+
+-- Per-case secrets of the review UI, made on first use: 'name_hmac' keys the hash that stands for
+-- an unknown user name in the audit trail (a password typed into the name field is never stored).
+CREATE TABLE ui_secrets (
+    name         TEXT PRIMARY KEY,
+    secret       BLOB NOT NULL,
+    created_utc  TEXT NOT NULL
+);
+
+-- Each reviewer's wellness settings (ui/auth.py: Prefs); no row = the defaults.
+CREATE TABLE user_prefs (
+    user_id        INTEGER PRIMARY KEY REFERENCES users(user_id),
+    blur_share     REAL NOT NULL,      -- blur radius as a share of the image width
+    reveal_s       INTEGER NOT NULL,   -- seconds a revealed image stays clear (0 = until navigated away)
+    break_every    INTEGER NOT NULL,   -- reveals between break reminders (0 = never)
+    break_minutes  INTEGER NOT NULL,   -- minutes of session between break reminders (0 = never)
+    updated_utc    TEXT NOT NULL
+);
+"""))
 # -- migration 14 --
+# -- migration 15 --
+MIGRATIONS.append((15, "evidence roots as given and as resolved", """
+-- An evidence root is walked at its resolved path (os.path.realpath): sources.root/root_bytes now
+-- hold that path, and these columns the path as given on the command line (absolute, links not
+-- resolved), so '/link-to-folder' is recorded with the folder it led to. NULL in older rows, whose
+-- root was the path as given.
+ALTER TABLE sources ADD COLUMN given_root TEXT;
+ALTER TABLE sources ADD COLUMN given_root_bytes BLOB;
+"""))
 
 SCHEMA_VERSION = MIGRATIONS[-1][0]
