@@ -85,9 +85,15 @@ def _make_case(root, n_media=30, faces_per_media=3, seed=7):
         conn.execute("INSERT INTO face_person VALUES (?, ?, 1)", (fid, face_ids[0]))
     conn.execute("INSERT INTO face_constraints VALUES (?, ?, 'must_link', 'rita', NULL, '2026-01-01T00:00:00Z')",
                  (face_ids[0], face_ids[5]))   # content 0 with content 1
-    conn.execute("INSERT INTO decisions(query_sha256, mode, media_sha256, face_id, score, decision, reviewer, "
-                 "decided_utc) VALUES (?, 'face', ?, ?, 0.8, 'confirmed', 'rita', '2026-01-02T00:00:00Z')",
-                 ("f" * 64, shas[1], face_ids[3]))
+    # A decision as the UI records it: the row and its audit entry (bound: `vidpipe verify` checks them).
+    from vidpipe.store.casedb import transaction
+    from vidpipe.store.decision_log import append_decision
+
+    with transaction(conn):
+        append_decision(conn, {"query_sha256": "f" * 64, "query_face": None, "mode": "face", "media_sha256": shas[1],
+                               "face_id": face_ids[3], "video_time_s": None, "score": 0.8, "threshold": None,
+                               "decision": "confirmed", "reason": None, "reviewer": "rita",
+                               "decided_utc": "2026-01-02T00:00:00Z"})
     return paths, conn, shas
 
 

@@ -67,6 +67,8 @@ def _chain(tmp_path, n=6) -> sqlite3.Connection:
     _, conn = open_case(tmp_path / "case", create=True)
     for i in range(n):
         audit.append(conn, "alice", "search", f"target{i}", {"i": i, "text": "ünïcode"})
+    for trigger in audit.APPEND_ONLY_TRIGGERS:  # the tampering below is an attacker's: triggers dropped first
+        conn.execute(f"DROP TRIGGER IF EXISTS {trigger}")
     return conn
 
 
@@ -141,6 +143,8 @@ def test_cli_verify_reports_the_broken_audit_entry(tmp_path):
     if not any("audit" in name for name in before.get("checks", {})):
         pytest.skip("`vidpipe verify` does not call ui.audit.verify_chain yet (the lead wires it)")
     conn = sqlite3.connect(case / "case.sqlite")
+    for trigger in audit.APPEND_ONLY_TRIGGERS:  # as an attacker would
+        conn.execute(f"DROP TRIGGER IF EXISTS {trigger}")
     conn.execute("UPDATE audit SET target='edited' WHERE seq=3")
     conn.commit()
     proc = cli("verify", "--case", str(case), "--no-rehash", "--json")

@@ -192,9 +192,12 @@ def test_login_search_confirm_in_chromium(tmp_path):
         page.wait_for("textarea")
         page.wait_text("score")
         screenshot(page, tmp_path, "review")
-        page.click("label", "Confirm — same")
+        page.click("button", "Reveal both")  # deciding needs both pictures seen (logged)
+        page.wait_text("Images revealed this session 3")
         page.type_into("textarea", "same face: hairline, eyebrows, ear shape")
-        page.click("button", "Record decision")
+        page.js("document.activeElement.blur()")  # the reason reaches the server on blur
+        time.sleep(1)
+        page.click("button", "Confirm — same")
         page.wait_text("Decision 1 recorded: confirmed.")
         shot = screenshot(page, tmp_path, "decided")
         assert shot.startswith(b"\x89PNG") and len(shot) > 20_000
@@ -221,8 +224,12 @@ def test_login_search_confirm_in_chromium(tmp_path):
     assert (row["decision"], row["reviewer"], row["mode"]) == ("confirmed", "rita", "face")
     assert row["score"] >= row["threshold"] and row["reason"].startswith("same face")
     actions = [r[0] for r in conn.execute("SELECT action FROM audit WHERE actor='rita' ORDER BY seq")]
-    assert actions == ["login", "search", "reveal", "decision"]
+    assert actions == ["login", "search", "reveal", "queue_add", "queue_claim", "reveal", "reveal", "decision"]
     assert audit.verify_chain(conn) is None
+    with pytest.raises(sqlite3.DatabaseError):  # the trail is append-only
+        conn.execute("UPDATE audit SET detail='{}' WHERE action='search'")
+    for trigger in audit.APPEND_ONLY_TRIGGERS:  # as an attacker with write access would
+        conn.execute(f"DROP TRIGGER {trigger}")
     conn.execute("UPDATE audit SET detail='{}' WHERE action='search'")
     assert audit.verify_chain(conn) == conn.execute("SELECT seq FROM audit WHERE action='search'").fetchone()[0]
     assert REPO.exists()

@@ -1,7 +1,9 @@
 """Candidates from a search, and reviewers' decisions on them (table ``decisions``).
 
 A decision and its audit entry are written in one transaction: there is never a decision
-without its entry in the chain, nor an entry for a decision that was rolled back.
+without its entry in the chain, nor an entry for a decision that was rolled back. The entry holds
+every field of the decision, and decisions are read back through
+`vidpipe.store.decision_log.read_decisions`, which checks each row against its entry.
 """
 
 from __future__ import annotations
@@ -11,8 +13,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from ui.auth import User, can
-from vidpipe.store import audit
-from vidpipe.store.casedb import utc_now
+from vidpipe.store import decision_log
+from vidpipe.store.casedb import transaction, utc_now
 
 DECISIONS = ("confirmed", "rejected", "unsure")
 MAX_REASON_CHARS = 2000
@@ -70,8 +72,12 @@ def candidates_from_search(result: dict[str, Any], query: dict[str, Any]) -> lis
 
 
 def record_decision(conn: sqlite3.Connection, user: User, cand: Candidate, decision: str,
-                    reason: str) -> tuple[int | None, str | None]:
-    """Store a decision with its audit entry; ``(decision_id, None)`` or ``(None, why not)``."""
+                    reason: str, *, extra: dict[str, Any] | None = None) -> tuple[int | None, str | None]:
+    """Store a decision with its audit entry; ``(decision_id, None)`` or ``(None, why not)``.
+
+    ``extra`` (e.g. ``{"overrules": 12, "overrule_reason": "...", "queue_item_id": 7}``) is stored
+    in the decision's audit entry under ``"extra"`` and is bound to the decision like its other fields.
+    """
     if not can(user.role, "decide"):
         return None, f"role {user.role} may not record decisions"
     if decision not in DECISIONS:
@@ -81,30 +87,22 @@ def record_decision(conn: sqlite3.Connection, user: User, cand: Candidate, decis
         return None, "a reason is required"
     if len(reason) > MAX_REASON_CHARS:
         return None, f"the reason is longer than {MAX_REASON_CHARS} characters"
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        cur = conn.execute(
-            "INSERT INTO decisions(query_sha256, query_face, mode, media_sha256, face_id, video_time_s, score, "
-            "threshold, decision, reason, reviewer, decided_utc) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-            (cand.query_sha256, cand.query_face, cand.mode, cand.media_sha256, cand.face_id, cand.video_time_s,
-             cand.score, cand.threshold, decision, reason, user.name, utc_now()))
-        decision_id = int(cur.lastrowid)
-        audit.append(conn, user.name, "decision", cand.media_sha256, {
-            "decision_id": decision_id, "decision": decision, "reason": reason, "mode": cand.mode,
-            "query_sha256": cand.query_sha256, "query_face": cand.query_face, "face_id": cand.face_id,
-            "video_time_s": cand.video_time_s, "score": cand.score, "threshold": cand.threshold})
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
+    with transaction(conn):  # joins the caller's transaction (e.g. closing a queue item) if one is open
+        decision_id, _seq = decision_log.append_decision(conn, {
+            "query_sha256": cand.query_sha256, "query_face": cand.query_face, "mode": cand.mode,
+            "media_sha256": cand.media_sha256, "face_id": cand.face_id, "video_time_s": cand.video_time_s,
+            "score": cand.score, "threshold": cand.threshold, "decision": decision, "reason": reason,
+            "reviewer": user.name, "decided_utc": utc_now()}, extra)
     return decision_id, None
 
 
 def decisions_for_media(conn: sqlite3.Connection, sha256: str) -> list[dict[str, Any]]:
-    """Earlier decisions on one media item, newest first."""
-    return [dict(r) for r in conn.execute(
-        "SELECT decision_id, decision, reason, reviewer, decided_utc, mode, score, threshold, query_sha256 "
-        "FROM decisions WHERE media_sha256=? ORDER BY decision_id DESC", (sha256,))]
+    """Earlier decisions on one media item, newest first, each checked against its audit entry
+    (``bound``/``integrity``; ``extra`` comes from the entry)."""
+    keep = ("decision_id", "decision", "reason", "reviewer", "decided_utc", "mode", "score", "threshold",
+            "query_sha256", "query_face", "face_id", "video_time_s", "audit_seq", "extra", "bound", "integrity")
+    return [{k: d[k] for k in keep} for d in decision_log.read_decisions(
+        conn, "d.media_sha256 = ?", (sha256,), order="d.decision_id DESC")]
 
 
 def candidate_dict(cand: Candidate) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from ui.exports import FORMATS, build_export, decision_records, query_file
 from ui.thumbs import ensure_thumbs, request_for_file, request_for_media
 from ui.view import esc, render
 from vidpipe.filetype import SNIFF_BYTES, sniff
+from vidpipe.store import decision_log
 
 NAMES = {"csv": "CSV", "json": "JSON", "html": "HTML report (self-contained)", "vics": "Project VIC-style JSON"}
 
@@ -18,6 +19,12 @@ paths = session.case_paths()
 st.title("Exports")
 records = decision_records(conn, paths.root)
 st.write(f"{len(records)} decision(s) in this case. Every export is recorded in the audit trail.")
+integrity = decision_log.integrity(conn)
+allow_broken = False
+if not integrity["ok"]:
+    st.error("The audit trail of this case does not hold; exports are refused:\n\n"
+             + "\n".join(f"- {esc(p)}" for p in integrity["summary"][:20]))
+    allow_broken = st.checkbox("Export anyway, with these problems written into the export", value=False)
 
 fmt = st.radio("Format", list(FORMATS), format_func=NAMES.get, horizontal=True)
 with_images = fmt == "html" and st.checkbox(
@@ -51,7 +58,8 @@ def _images() -> dict[int, tuple[bytes | None, bytes | None]]:
 
 
 if st.button("Prepare export"):
-    data, name, error = build_export(conn, paths.root, fmt, user, _images() if with_images else None)
+    data, name, error = build_export(conn, paths.root, fmt, user, _images() if with_images else None,
+                                     allow_broken=allow_broken)
     if error:
         st.error(esc(error))
     else:

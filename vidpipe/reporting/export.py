@@ -18,11 +18,15 @@ HASH_FIELDS = ("phash", "dhash", "pdq")
 
 
 def _paths(rows: list[sqlite3.Row]) -> tuple[list[str], list[str] | None]:
-    rows = sorted(rows, key=lambda row: bytes(row["locator_bytes"]))
+    rows = _by_identity(rows)
     paths = [row["locator"] for row in rows]
     raw = [bytes(row["locator_bytes"]) for row in rows]
     odd = [base64.b64encode(b).decode() for b in raw if _not_utf8(b)]
     return paths, (odd or None)
+
+
+def _by_identity(rows: list[sqlite3.Row]) -> list[sqlite3.Row]:
+    return sorted(rows, key=lambda row: bytes(row["locator_bytes"]))
 
 
 def _not_utf8(b: bytes) -> bool:
@@ -33,8 +37,11 @@ def _not_utf8(b: bytes) -> bool:
         return True
 
 
-def iter_records(conn: sqlite3.Connection) -> Iterator[dict[str, Any]]:
-    """Every content record, then every path that never yielded content (links, FIFOs, failures)."""
+def iter_records(conn: sqlite3.Connection, raw_paths: bool = False) -> Iterator[dict[str, Any]]:
+    """Every content record, then every path that never yielded content (links, FIFOs, failures).
+
+    ``raw_paths`` adds ``_raw_paths``: the stored identity bytes of each path, in ``paths`` order.
+    """
     items_by_sha: dict[str, list[sqlite3.Row]] = {}
     for row in conn.execute("SELECT sha256, locator, locator_bytes, ext_mismatch FROM items WHERE sha256 IS NOT NULL"):
         items_by_sha.setdefault(row["sha256"], []).append(row)
@@ -65,6 +72,8 @@ def iter_records(conn: sqlite3.Connection) -> Iterator[dict[str, Any]]:
         }
         if paths_b64:
             record["paths_b64"] = paths_b64
+        if raw_paths:
+            record["_raw_paths"] = [bytes(row["locator_bytes"]) for row in _by_identity(rows)]
         yield record
     for row in conn.execute("SELECT locator, locator_bytes, status, reason, fs_kind, detail FROM items "
                             "WHERE sha256 IS NULL ORDER BY locator_bytes"):
@@ -74,6 +83,8 @@ def iter_records(conn: sqlite3.Connection) -> Iterator[dict[str, Any]]:
                   "hashes": None, "faces": [], "video": None, "hashlist_hits": []}
         if paths_b64:
             record["paths_b64"] = paths_b64
+        if raw_paths:
+            record["_raw_paths"] = [bytes(row["locator_bytes"])]
         yield record
 
 
@@ -124,23 +135,59 @@ def write_jsonl(conn: sqlite3.Connection, out: TextIO) -> int:
 
 CSV_COLUMNS = ["sha256", "md5", "sha1", "paths", "size", "mime", "kind", "status", "reason", "make", "model",
                "serial", "datetime_original", "offset_time", "gps_lat", "gps_lon", "gps_alt", "phash", "dhash",
-               "pdq", "pdq_quality", "faces", "extension_mismatch", "hashlist_hits"]
+               "pdq", "pdq_quality", "faces", "extension_mismatch", "hashlist_hits", "path_b64"]
+# A spreadsheet runs a cell that starts with one of these as a formula (OWASP "CSV injection");
+# the full-width forms are read as formulas by some spreadsheets too.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", "\uff20")
+# Bidirectional controls (Trojan Source, CVE-2021-42574), zero-width and line/paragraph separators:
+# they reorder or hide what a reviewer reads. C0/C1 controls and DEL are added in `_escape_char`.
+INVISIBLE = frozenset("\u061c\u200b\u200c\u200d\u200e\u200f\u2028\u2029\u202a\u202b\u202c\u202d\u202e"
+                      "\u2066\u2067\u2068\u2069\ufeff")
+
+
+def _escape_char(ch: str) -> str:
+    code = ord(ch)
+    if code < 0x20 or 0x7F <= code <= 0x9F:
+        return f"\\x{code:02x}"
+    if ch in INVISIBLE:
+        return f"\\u{code:04x}"
+    return ch
+
+
+def csv_cell(value: Any) -> Any:
+    """A value made safe for a spreadsheet cell: numbers as they are; text with control, bidi and
+    invisible characters written as visible ``\\xNN`` / ``\\uNNNN`` escapes, and a leading ``'`` when
+    it would start a formula. Exact bytes of paths are in the ``path_b64`` column, not here."""
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    text = "".join(_escape_char(ch) for ch in str(value))
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
+def _path_b64(blobs: list[bytes]) -> str:
+    """Base64 of each path's raw bytes (file path, then ``!member`` names as stored), ' | '-joined like
+    ``paths``: the way back to a name that is not UTF-8 or that the escaping above changed."""
+    from vidpipe.sources.base import ItemRef
+
+    return " | ".join(base64.b64encode(ItemRef.from_blob(b).display_bytes).decode("ascii") for b in blobs)
 
 
 def write_csv(conn: sqlite3.Connection, out: TextIO) -> int:
     writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, extrasaction="ignore")
     writer.writeheader()
     n = 0
-    for r in iter_records(conn):
+    for r in iter_records(conn, raw_paths=True):
         exif = r.get("exif") or {}
         gps = exif.get("gps") or {}
         hashes = r.get("hashes") or {}
-        writer.writerow({**{k: r.get(k) for k in CSV_COLUMNS}, "paths": " | ".join(r["paths"]),
-                         "make": exif.get("make"), "model": exif.get("model"), "serial": exif.get("serial"),
-                         "datetime_original": exif.get("datetime_original"), "offset_time": exif.get("offset_time"),
-                         "gps_lat": gps.get("lat"), "gps_lon": gps.get("lon"), "gps_alt": gps.get("alt"),
-                         **{k: hashes.get(k) for k in (*HASH_FIELDS, "pdq_quality")},
-                         "faces": len(r.get("faces") or []), "hashlist_hits": len(r.get("hashlist_hits") or [])})
+        row = {**{k: r.get(k) for k in CSV_COLUMNS}, "paths": " | ".join(r["paths"]),
+               "make": exif.get("make"), "model": exif.get("model"), "serial": exif.get("serial"),
+               "datetime_original": exif.get("datetime_original"), "offset_time": exif.get("offset_time"),
+               "gps_lat": gps.get("lat"), "gps_lon": gps.get("lon"), "gps_alt": gps.get("alt"),
+               **{k: hashes.get(k) for k in (*HASH_FIELDS, "pdq_quality")},
+               "faces": len(r.get("faces") or []), "hashlist_hits": len(r.get("hashlist_hits") or []),
+               "path_b64": _path_b64(r["_raw_paths"])}
+        writer.writerow({k: csv_cell(v) for k, v in row.items()})
         n += 1
     return n
 
@@ -149,8 +196,12 @@ def default_export_name(fmt: str) -> str:
     return os.path.join(os.getcwd(), f"export.{fmt}")
 
 
-def write_vics(conn: sqlite3.Connection, out: TextIO, case_name: str) -> int:
+def write_vics(conn: sqlite3.Connection, out: TextIO, case_name: str, *,
+               warning: dict[str, Any] | None = None) -> int:
     """Project VIC (VICS data model 1.3 style) JSON: one Media entry per unique content.
+
+    ``AuditHead`` names the audit chain head (an unsigned anchor for ``vidpipe verify --expect-head``);
+    ``warning`` (from `audit_gate`) is written in as ``IntegrityWarning``.
 
     vidpipe does not categorise material, so ``Category`` is null; a receiving tool or a reviewer
     assigns it. Paths are given relative to their evidence source where possible.
@@ -176,7 +227,54 @@ def write_vics(conn: sqlite3.Connection, out: TextIO, case_name: str) -> int:
                                "Latitude": gps.get("lat"), "Longitude": gps.get("lon")}]
         media.append(entry)
     doc = {"odata.metadata": "http://github.com/VICSDATAMODEL/ProjectVic/DataModels/1.3.xml#Cases",
-           "value": [{"CaseID": case_name, "SourceApplicationName": "vidpipe", "Media": media}]}
+           "value": [{"CaseID": case_name, "SourceApplicationName": "vidpipe", "AuditHead": audit_head(conn),
+                      **({"IntegrityWarning": warning} if warning else {}), "Media": media}]}
     json.dump(doc, out, indent=1)
     out.write("\n")
     return len(media)
+
+
+# -- the audit trail in exports: its head (an anchor) and a refusal or warning when it does not hold --
+
+INTEGRITY_WARNING = ("WARNING: THE AUDIT TRAIL OF THIS CASE DOES NOT HOLD (the audit chain or the binding of "
+                     "reviewers' decisions to it is broken); run `vidpipe verify --case DIR`")
+
+
+def audit_head(conn: sqlite3.Connection) -> dict[str, Any]:
+    """``{"seq", "hash"}`` of the audit chain's last entry (seq 0 and the genesis hash when empty)."""
+    from vidpipe.store.audit import head
+
+    seq, digest = head(conn)
+    return {"seq": seq, "hash": digest}
+
+
+def audit_gate(conn: sqlite3.Connection, allow_broken: bool) -> dict[str, Any] | None:
+    """None when the audit chain and every decision's binding hold. Otherwise raise (the export is
+    refused), or with ``allow_broken`` return the warning to write into the export."""
+    from vidpipe.errors import VidpipeError
+    from vidpipe.store.decision_log import integrity
+
+    check = integrity(conn)
+    if check["ok"]:
+        return None
+    if not allow_broken:
+        raise VidpipeError(f"export refused: the audit trail does not hold ({len(check['summary'])} problem(s); "
+                           f"first: {check['summary'][0]}); see `vidpipe verify`, or export with "
+                           "--allow-broken-audit to write the problems into the export")
+    return {"message": INTEGRITY_WARNING, "problems": check["summary"]}
+
+
+def write_audit_trailer(fmt: str, out: TextIO, conn: sqlite3.Connection,
+                        warning: dict[str, Any] | None) -> None:
+    """After the records of a JSONL or CSV export: one more line naming the audit head (JSONL) and
+    the warning, if any. Only on request (``--audit-head``) or with a warning: the contract's
+    JSONL is one line per source file."""
+    if fmt == "jsonl":
+        out.write(json.dumps({"audit_head": audit_head(conn), **({"integrity_warning": warning} if warning else {})},
+                             ensure_ascii=True) + "\n")
+    elif fmt == "csv":
+        head = audit_head(conn)
+        row = [f"# audit_head seq={head['seq']} hash={head['hash']}"]
+        if warning:
+            row += [warning["message"], *warning["problems"][:100]]
+        csv.writer(out).writerow(row)

@@ -12,8 +12,13 @@ from vidpipe.sources.limits import ArchiveLimits
 
 
 def verify_case(conn: sqlite3.Connection, workers: int = 2, rehash: bool = True,
-                indexes_dir=None) -> dict[str, Any]:
-    """Run every check; ``ok`` is True only when all pass."""
+                indexes_dir=None, expect_head=None, public_key: str | None = None) -> dict[str, Any]:
+    """Run every check; ``ok`` is True only when all pass.
+
+    ``expect_head`` is an anchor file (a checkpoint from `vidpipe audit checkpoint`, or an export
+    naming the audit head): the chain must reach its entry with the same hash, and a checkpoint's
+    signature must verify against ``public_key`` (hex) or a key recorded in the trail.
+    """
     checks: dict[str, Any] = {}
     integrity = [r[0] for r in conn.execute("PRAGMA integrity_check")]
     checks["sqlite_integrity"] = {"ok": integrity == ["ok"], "messages": integrity[:20]}
@@ -28,6 +33,13 @@ def verify_case(conn: sqlite3.Connection, workers: int = 2, rehash: bool = True,
     from vidpipe.store.audit import chain_status
 
     checks["audit_chain"] = chain_status(conn)
+    from vidpipe.store.decision_log import check_bindings
+
+    checks["decision_bindings"] = check_bindings(conn)
+    if expect_head is not None:
+        from vidpipe.store.anchor import check_anchor, load_anchor
+
+        checks["audit_anchor"] = check_anchor(conn, load_anchor(expect_head), public_key)
     if indexes_dir is not None:
         from indexer.build import index_counts
 

@@ -2,8 +2,9 @@
 
 Each entry's hash covers its own fields and the previous entry's hash, so editing, deleting or
 re-ordering any entry breaks the chain from that entry on; ``verify_chain`` names the first
-broken one. A chain can still be cut short at its end without a trace in the table itself;
-exports therefore carry the chain head (seq and hash) so a copy kept elsewhere pins it.
+broken one. A chain can still be cut short at its end, or re-hashed from the start, without a
+trace in the table itself; exports therefore carry the chain head (seq and hash), and signed
+checkpoints (`vidpipe audit checkpoint`, vidpipe/store/anchor.py) pin it outside the case.
 """
 
 from __future__ import annotations
@@ -16,6 +17,10 @@ from typing import Any
 from vidpipe.store.casedb import transaction, utc_now
 
 GENESIS_HASH = "0" * 64  # prev_hash of the first entry
+# BEFORE UPDATE/DELETE triggers that make ``audit`` (and ``decisions``) append-only (migration 11).
+# They stop mistakes and casual edits; whoever drops them is caught by the chain, the decision
+# bindings (vidpipe/store/decision_log.py) and an external anchor (vidpipe/store/anchor.py).
+APPEND_ONLY_TRIGGERS = ("audit_no_update", "audit_no_delete", "decisions_no_update", "decisions_no_delete")
 
 
 def _canonical(value: Any) -> str:

@@ -44,7 +44,7 @@ AUDIT_ACTION = "retention_remove"
 DERIVED_TABLES = {"signals", "stages", "faces", "frames", "vpdq", "hashlist_hits", "scenes", "places",
                   "face_person"}
 # Review records: copied into the tombstone, then deleted (they reference the rows that go).
-REVIEW_TABLES = {"decisions", "face_constraints"}
+REVIEW_TABLES = {"decisions", "face_constraints", "decision_overrules"}  # overrules: migration 12
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -164,6 +164,9 @@ def _remove_one(conn: sqlite3.Connection, deps, sha: str, reason: str, user: str
     rows = _rows_of(conn, deps, sha)
     counts: dict[str, int] = {}
     kept_records: dict[str, list[dict]] = {}
+    # The decisions_no_delete trigger (migration 11) lets only this removal delete the content's
+    # decisions, archived below; the mark is gone again before the transaction commits.
+    conn.execute("INSERT OR IGNORE INTO retention_pending(sha256) VALUES (?)", (sha,))
     for table, _column, _parent, _pc in deps:  # deepest first: children before their parents
         if table in counts:
             continue
@@ -173,6 +176,7 @@ def _remove_one(conn: sqlite3.Connection, deps, sha: str, reason: str, user: str
             kept_records[table] = [{k: r[k] for k in r.keys()} for r in found]
         if found:
             conn.execute(f"DELETE FROM {table} WHERE {clause}", (sha,) * clause.count("?"))
+    conn.execute("DELETE FROM retention_pending WHERE sha256 = ?", (sha,))
     conn.execute("DELETE FROM media WHERE sha256 = ?", (sha,))
     conn.execute("UPDATE items SET state='final', status='skipped', reason=?, sha256=NULL WHERE sha256 = ?",
                  (REMOVED_REASON, sha))
