@@ -2,7 +2,8 @@
 
 Every page and every action asks ``can(role, permission)`` on the server; the browser is never
 trusted with a role. Passwords are stored as ``scrypt$n$r$p$salt$hash`` (hex), the format the
-``users.password_hash`` column documents.
+``users.password_hash`` column documents. User names are case-insensitive ("Admin" is "admin");
+the password policy is in ``ui/passwords.py``.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import secrets
 import sqlite3
 from dataclasses import dataclass
 
+from ui import passwords
 from vidpipe.store.casedb import utc_now
 
 ROLES = ("examiner", "analyst", "reviewer", "admin")
@@ -22,7 +24,7 @@ ROLES = ("examiner", "analyst", "reviewer", "admin")
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
 SALT_BYTES = 16
 KEY_BYTES = 32
-MIN_PASSWORD_LEN = 10  # NIST SP 800-63B-4 §3.1.1.2 asks for at least 8; we ask a little more
+MIN_PASSWORD_LEN = passwords.MIN_LENGTH
 
 # Which role may do what. Pages and actions check these names, nothing else.
 _ALL = frozenset(ROLES)
@@ -82,13 +84,28 @@ def verify_password(password: str, stored: str) -> bool:
 _DUMMY_HASH = hash_password(secrets.token_hex(16))
 
 
-def password_problem(password: str) -> str | None:
-    """Why a new password is refused, or None when it is acceptable."""
-    if len(password) < MIN_PASSWORD_LEN:
-        return f"password must have at least {MIN_PASSWORD_LEN} characters"
-    if password.strip() != password:
-        return "password must not start or end with white space"
-    return None
+def password_problem(password: str, name: str = "") -> str | None:
+    """Why a new password is refused for user ``name``, or None when it is acceptable."""
+    return passwords.password_problem(password, name)
+
+
+def name_key(name: str) -> str:
+    """The form two user names are compared in: "Admin", "admin" and "ADMIN" are one account."""
+    return name.strip().casefold()
+
+
+def find_user(conn: sqlite3.Connection, name: str) -> sqlite3.Row | None:
+    """The account called ``name`` in any letter case (an exact spelling wins when an older case
+    holds two spellings), or None."""
+    key = name_key(name)
+    if not key:
+        return None
+    # The users table is small (accounts of one case): compare with casefold() in Python, which
+    # folds every script, where SQLite's lower() folds ASCII only.
+    rows = [r for r in conn.execute("SELECT user_id, name, role, password_hash, disabled FROM users")
+            if name_key(r["name"]) == key]
+    exact = [r for r in rows if r["name"] == name.strip()]
+    return (exact or rows or [None])[0]
 
 
 def add_user(conn: sqlite3.Connection, name: str, role: str, password: str) -> tuple[User | None, str | None]:
@@ -98,9 +115,11 @@ def add_user(conn: sqlite3.Connection, name: str, role: str, password: str) -> t
         return None, "user name must be 1-64 printable characters"
     if role not in ROLES:
         return None, f"role must be one of {', '.join(ROLES)}"
-    problem = password_problem(password)
+    problem = password_problem(password, name)
     if problem:
         return None, problem
+    if find_user(conn, name) is not None:
+        return None, f"user {name!r} already exists"
     try:
         cur = conn.execute("INSERT INTO users(name, role, password_hash, created_utc) VALUES (?,?,?,?)",
                            (name, role, hash_password(password), utc_now()))
@@ -109,17 +128,23 @@ def add_user(conn: sqlite3.Connection, name: str, role: str, password: str) -> t
     return User(int(cur.lastrowid), name, role), None
 
 
+def check_login(conn: sqlite3.Connection, name: str, password: str) -> tuple[User | None, str]:
+    """``(user, "ok")`` when name (any letter case) and password match an enabled account, else
+    ``(None, reason)`` with reason ``unknown_user``, ``bad_password`` or ``disabled``."""
+    row = find_user(conn, name)
+    if row is None:
+        verify_password(password, _DUMMY_HASH)  # as slow as a known name: the timing tells nothing
+        return None, "unknown_user"
+    if not verify_password(password, row["password_hash"]):
+        return None, "bad_password"
+    if row["disabled"]:
+        return None, "disabled"
+    return User(int(row["user_id"]), row["name"], row["role"]), "ok"
+
+
 def authenticate(conn: sqlite3.Connection, name: str, password: str) -> User | None:
     """The account when name and password match and the account is enabled, else None."""
-    row = conn.execute("SELECT user_id, name, role, password_hash, disabled FROM users WHERE name=?",
-                       (name.strip(),)).fetchone()
-    if row is None:
-        verify_password(password, _DUMMY_HASH)
-        return None
-    ok = verify_password(password, row["password_hash"])
-    if not ok or row["disabled"]:
-        return None
-    return User(int(row["user_id"]), row["name"], row["role"])
+    return check_login(conn, name, password)[0]
 
 
 def load_user(conn: sqlite3.Connection, user_id: int) -> User | None:
@@ -132,8 +157,76 @@ def load_user(conn: sqlite3.Connection, user_id: int) -> User | None:
 
 def set_disabled(conn: sqlite3.Connection, name: str, disabled: bool) -> bool:
     """Disable or re-enable an account; False when there is no such user."""
-    cur = conn.execute("UPDATE users SET disabled=? WHERE name=?", (1 if disabled else 0, name))
+    row = find_user(conn, name)
+    if row is None:
+        return False
+    cur = conn.execute("UPDATE users SET disabled=? WHERE user_id=?", (1 if disabled else 0, row["user_id"]))
     return cur.rowcount == 1
+
+
+def hashed_name(conn: sqlite3.Connection, name: str) -> str:
+    """A keyed hash that stands for a user name in the audit trail when no account has it.
+
+    HMAC-SHA256 with a random per-case key (table ``ui_secrets``, made on first use): entries about
+    one mistyped name can be grouped, but what was typed (often a password, typed into the name
+    field) cannot be read back, nor checked against a word list without the key.
+    """
+    conn.execute("INSERT OR IGNORE INTO ui_secrets(name, secret, created_utc) VALUES ('name_hmac', ?, ?)",
+                 (secrets.token_bytes(32), utc_now()))
+    key = conn.execute("SELECT secret FROM ui_secrets WHERE name='name_hmac'").fetchone()[0]
+    return "hmac:" + hmac.new(bytes(key), name_key(name).encode("utf-8"), hashlib.sha256).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class Prefs:
+    """One reviewer's wellness settings (table ``user_prefs``)."""
+
+    # Blur radius as a share of the image width. Measured on sample_media/photos/astronaut.jpg with
+    # the case's FaceNet embedder (vidpipe.extract.faces, threshold 0.5261 at FAR 0.001), greyscale
+    # + Gaussian blur, cosine of blurred vs clear embedding of the face shown 140 px wide (75 px):
+    # grey only 0.971 (0.969); share 0.01 0.824 (0.714); 0.02 0.439 (0.461); 0.03 0.157 (0.171);
+    # 0.04 0.073 (0.082); 0.05 0.016 (0.025); 0.08 -0.014 (-0.008); 0.12 0.003 (0.012).
+    # 0.05 is the default (the embedding is then no closer to the face than a stranger's); 0.03 is
+    # the lightest a user may choose (still far below the threshold).
+    blur_share: float = 0.05
+    reveal_s: int = 60         # a revealed image blurs again after this long (0 = never, until logout)
+    break_every: int = 25      # reveals between break reminders (0 = never)
+    break_minutes: int = 50    # minutes of session between break reminders (0 = never)
+
+
+BLUR_CHOICES = (0.03, 0.05, 0.08, 0.12)
+REVEAL_CHOICES = (0, 15, 30, 60, 120, 300)
+
+
+def prefs_problem(prefs: Prefs) -> str | None:
+    """Why settings are refused, or None."""
+    if not BLUR_CHOICES[0] <= prefs.blur_share <= 0.5:
+        return f"blur must be between {BLUR_CHOICES[0]} and 0.5 of the image width"
+    if not 0 <= prefs.reveal_s <= 3600 or not 0 <= prefs.break_every <= 10000 or not 0 <= prefs.break_minutes <= 1440:
+        return "times and counts must be between 0 and their limits (1 h, 10000 reveals, 24 h)"
+    return None
+
+
+def load_prefs(conn: sqlite3.Connection, user_id: int) -> Prefs:
+    """The user's settings, or the defaults."""
+    row = conn.execute("SELECT blur_share, reveal_s, break_every, break_minutes FROM user_prefs WHERE user_id=?",
+                       (user_id,)).fetchone()
+    if row is None:
+        return Prefs()
+    return Prefs(float(row[0]), int(row[1]), int(row[2]), int(row[3]))
+
+
+def save_prefs(conn: sqlite3.Connection, user_id: int, prefs: Prefs) -> str | None:
+    """Store the user's settings; returns why they were refused, or None."""
+    problem = prefs_problem(prefs)
+    if problem:
+        return problem
+    conn.execute("INSERT INTO user_prefs(user_id, blur_share, reveal_s, break_every, break_minutes, updated_utc) "
+                 "VALUES (?,?,?,?,?,?) ON CONFLICT(user_id) DO UPDATE SET blur_share=excluded.blur_share, "
+                 "reveal_s=excluded.reveal_s, break_every=excluded.break_every, "
+                 "break_minutes=excluded.break_minutes, updated_utc=excluded.updated_utc",
+                 (user_id, prefs.blur_share, prefs.reveal_s, prefs.break_every, prefs.break_minutes, utc_now()))
+    return None
 
 
 def list_users(conn: sqlite3.Connection) -> list[dict]:

@@ -17,9 +17,10 @@ st.dataframe(users, hide_index=True, width="stretch")
 
 st.subheader("Add a user")
 with st.form("add_user", clear_on_submit=True):
-    name = st.text_input("User name")
+    name = st.text_input("User name", help="Names are case-insensitive: 'Ann' and 'ann' are one account.")
     role = st.selectbox("Role", ROLES)
-    password = st.text_input("Password", type="password")
+    password = st.text_input("Password", type="password", help="At least 12 characters; not a common password, "
+                             "the user name, a repeated character or a keyboard sequence. A few words make a good one.")
     again = st.text_input("Password again", type="password")
     add = st.form_submit_button("Add user")
 if add:
@@ -27,6 +28,8 @@ if add:
         st.error("Not allowed.")
     elif password != again:
         st.error("The passwords differ.")
+    elif not name.strip():
+        st.error("Give a user name.")
     else:
         new, error = add_user(conn, name, role, password)
         if error:
