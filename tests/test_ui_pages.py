@@ -13,7 +13,8 @@ from streamlit.testing.v1 import AppTest
 from test_ui_support import APP, IMAGES, PASSWORD, REPO, ROLES, SAMPLE, build_case, fake_search, login, texts
 
 import ui
-from ui.auth import can
+from ui import session
+from ui.auth import User, can
 from ui.jobs import start_ingest
 from ui.session import _AUTH
 from vidpipe.store import audit
@@ -86,10 +87,11 @@ def test_wrong_password_is_refused_logged_and_locks_out(case, db):
     for _ in range(5):
         at = login(at, "reviewer", "wrong password!")
         assert "wrong password" in texts(at)
-    at = login(at, "reviewer", PASSWORD)  # right password, but the name is locked for a while
+    at = login(at, "reviewer", PASSWORD)  # right password, but this client must wait a while
     assert "Too many failed attempts" in texts(at)
     assert _AUTH not in at.session_state
-    assert len(actions(db, "login_failed")) == 5 and len(actions(db, "login_refused")) == 1
+    reasons = [json.loads(r["detail"])["reason"] for r in actions(db, "login_denied")]
+    assert reasons == ["bad_password"] * 5 + ["throttled_client"]
     assert audit.verify_chain(db) is None
 
 
@@ -113,7 +115,8 @@ def test_views_refuse_roles_even_when_run_directly(case, db, role, view):
     """The view itself checks the role (not only the navigation), and logs the denial."""
     at = AppTest.from_file(str(REPO / "ui" / "views" / f"{view}.py"), default_timeout=60)
     user_id = db.execute("SELECT user_id FROM users WHERE name=?", (role,)).fetchone()[0]
-    at.session_state[_AUTH] = {"user_id": user_id, "name": role, "role": role, "last_active": time.time()}
+    for key, value in session.grant(User(user_id, role, role)).items():  # a live login, as the login page makes
+        at.session_state[key] = value
     at.run()
     assert [e.value for e in at.error] == [f"Your role ({role}) may not use this page."]
     assert not at.file_uploader and not at.text_area and not at.dataframe
@@ -174,19 +177,15 @@ def test_search_reveal_queue_and_decide(case, db, searchable):
     at.switch_page("views/review.py").run()
     assert not at.exception, at.exception
     assert "score **0.9100** · threshold 0.5500 — above" in texts(at)
-    at.text_area[0].input("looks alike")
-    button(at, "Record decision").click()  # without choosing a decision
+    button(at, "Reveal both").click()  # deciding without it is refused: tests/test_ui_queue.py
     at.run()
-    assert "choose a decision" in texts(at) and at.text_area[0].value == "looks alike"
-    at.radio[0].set_value("confirmed")
     at.text_area[0].input("   ")
-    button(at, "Record decision").click()  # without a reason
+    button(at, "Confirm — same").click()  # without a reason
     at.run()
     assert "a reason is required" in texts(at)
     assert db.execute("SELECT COUNT(*) FROM decisions").fetchone()[0] == 0
-    at.radio[0].set_value("confirmed")
     at.text_area[0].input("same scar above the left eyebrow")
-    button(at, "Record decision").click()
+    button(at, "Confirm — same").click()
     at.run()
     assert "Decision 1 recorded: confirmed." in texts(at)
     row = db.execute("SELECT * FROM decisions").fetchone()
@@ -197,7 +196,7 @@ def test_search_reveal_queue_and_decide(case, db, searchable):
     assert audit.verify_chain(db) is None
     # The second queued candidate (the video frame) is next, in a fresh form; the first is gone.
     assert "video time 2.00 s" in texts(at)
-    assert at.radio[0].value is None and at.text_area[0].value == ""
+    assert at.text_area[0].value == ""
 
 
 def button(at: AppTest, label: str):
@@ -235,7 +234,7 @@ def test_media_detail_shows_paths_hashes_exif_and_gps(case, db):
     assert fake_sha(1) in code and '"make": "Canon"' in code
     paths = at.dataframe[0].value
     assert list(paths["locator"]) == [str(SAMPLE / IMAGES[0])]
-    assert len(at.image) == 1 and [b.label for b in at.main.button] == ["Reveal"]
+    assert len(at.image) == 1 and [b.label for b in at.main.button] == ["Reveal", "Zoom"]  # zoom: test_ui_charts
 
 
 def test_idle_session_is_logged_out(case, db):
@@ -324,6 +323,8 @@ def test_people_page_records_not_this_person_as_a_binding_constraint(case, db):
     assert "People" in [t.value for t in at.title]
     assert db.execute("SELECT persons FROM clusterings ORDER BY clustering_id DESC").fetchone()[0] == 1
     at.text_input(key="people_reason").input("different ear shape").run()
+    assert at.selectbox(key="not_this").value is None  # no face is chosen for the reviewer
+    at.selectbox(key="not_this").select(at.selectbox(key="not_this").options[-1]).run()
     at.button(key="do_not_this").click().run()
     assert not at.exception, at.exception
     constraint = db.execute("SELECT kind, reviewer, reason FROM face_constraints").fetchall()
@@ -397,6 +398,6 @@ def test_scene_search_shows_score_parts_place_and_room_points(case, db, monkeypa
     assert "1 person region(s) left out" in page
     assert "cosine 0.910 · 42 inliers" in page and "not verified" in page
     assert "Place: Hotel Alpha" in page
-    assert [e.label for e in at.expander] == ["Room points (42)"]
+    assert [e.label for e in at.expander if not e.label.startswith("Reject the")] == ["Room points (42)"]
     # The query, three candidates and the side-by-side room points; nothing revealed yet.
     assert len(at.image) == 5 and not actions(db, "reveal")

@@ -26,6 +26,7 @@ from ui.view import esc, exposure_sidebar  # noqa: E402
 # URL without this script (and its navigation) running first.
 PAGES = [
     ("views/overview.py", "Case overview", "overview", "view"),
+    ("views/calibration.py", "Calibration", "calibration", "view"),
     ("views/search.py", "Search", "search", "search"),
     ("views/review.py", "Review queue", "review", "decide"),
     ("views/media.py", "Media detail", "media", "view"),
@@ -35,6 +36,7 @@ PAGES = [
     ("views/audit.py", "Audit trail", "audit", "audit"),
     ("views/ingest.py", "Ingest", "ingest", "ingest"),
     ("views/users.py", "Users", "users", "manage_users"),
+    ("views/settings.py", "My settings", "settings", "view"),
 ]
 
 # Hide Streamlit's developer chrome (Deploy button, app menu, toolbar) and its decoration;
@@ -52,11 +54,12 @@ def _pages_for(role: str | None) -> list:
     return [st.Page(f, title=t, url_path=u, default=(i == 0)) for i, (f, t, u, _) in enumerate(allowed)]
 
 
-@st.fragment(run_every=30)
+@st.fragment(run_every=5)
 def _idle_watch() -> None:
-    """Re-run the app when the session has gone idle, so the login replaces what was shown."""
+    """Re-run the app when the session has gone idle, so the login replaces what was shown, and
+    when a revealed image has passed the user's reveal time, so it is shown blurred again."""
     state = st.session_state.get("_vp_auth")
-    if state and time.time() - state["last_active"] > session.idle_timeout_s():
+    if state and time.time() - state["last_active"] > session.idle_timeout_s() or session.reblur_due():
         st.rerun()
 
 

@@ -16,13 +16,14 @@ import os
 import sqlite3
 import subprocess
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from PIL import Image
 
 THUMB_MAX_SIDE = 320   # the issue's bound for thumbnails
 CROP_MAX_SIDE = 160    # face crops for face-only review
+ZOOM_MAX_SIDE = 1280   # the bigger derivative a reviewer opens on demand (zoom dialog), same sandbox
 CROP_MARGIN = 0.25     # context around a face box, as a share of the box side
 JPEG_QUALITY = 80
 READ_CAP_BYTES = 512 * 1024**2   # largest evidence item read for a thumbnail
@@ -41,6 +42,7 @@ class ThumbRequest:
     kind: str                 # image | video
     video_time_s: float | None = None
     box: tuple[float, float, float, float] | None = None   # crop, in upright source pixels
+    max_side: int | None = None  # longest side; None: THUMB_MAX_SIDE (CROP_MAX_SIDE for a crop)
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,11 @@ def request_for_file(path: Path, sha256: str, label: str, kind: str, video_time_
                      box: tuple[float, float, float, float] | None = None) -> ThumbRequest:
     """The request for a file outside the evidence (an uploaded query)."""
     return ThumbRequest(_key(sha256, video_time_s, box), os.fsencode(path), label, kind, video_time_s, box)
+
+
+def zoom_request(r: ThumbRequest, side: int = ZOOM_MAX_SIDE) -> ThumbRequest:
+    """The same picture as ``r``, at most ``side`` pixels on its longest side, cached under its own key."""
+    return replace(r, key=f"{r.key}_z{side}", max_side=side)
 
 
 def _key(sha256: str, video_time_s: float | None, box: tuple[float, float, float, float] | None) -> str:
@@ -149,7 +156,8 @@ def make_thumb(r: ThumbRequest, out_dir: Path) -> str:
         from vidpipe.decode.image import decode_image
 
         # A crop needs the full resolution; a whole-image thumbnail can use the reduced decode.
-        decoded = decode_image(data, r.label, reduce_for_hashing=r.box is None, min_side=THUMB_MAX_SIDE)
+        decoded = decode_image(data, r.label, reduce_for_hashing=r.box is None,
+                               min_side=r.max_side or THUMB_MAX_SIDE)
         img = decoded.upright()
         if r.box is None:
             src_w, src_h = decoded.width, decoded.height
@@ -158,11 +166,11 @@ def make_thumb(r: ThumbRequest, out_dir: Path) -> str:
             return _write(r, out_dir, img, src_w, src_h)
     src_w, src_h = img.size
     if r.box is not None:
-        img = _crop(img, r.box)
+        img = _crop(img, r.box, r.max_side or CROP_MAX_SIDE)
     return _write(r, out_dir, img, src_w, src_h)
 
 
-def _crop(img: Image.Image, box: tuple[float, float, float, float]) -> Image.Image:
+def _crop(img: Image.Image, box: tuple[float, float, float, float], side: int = CROP_MAX_SIDE) -> Image.Image:
     x1, y1, x2, y2 = box
     margin = CROP_MARGIN * max(x2 - x1, y2 - y1)
     left, top = max(0, int(x1 - margin)), max(0, int(y1 - margin))
@@ -170,7 +178,7 @@ def _crop(img: Image.Image, box: tuple[float, float, float, float]) -> Image.Ima
     if right <= left or bottom <= top:
         raise ValueError(f"face box {box} lies outside the image")
     crop = img.crop((left, top, right, bottom))
-    crop.thumbnail((CROP_MAX_SIDE, CROP_MAX_SIDE))
+    crop.thumbnail((side, side))
     return crop
 
 
@@ -183,7 +191,8 @@ def _video_frame(data: bytes, t: float) -> Image.Image:
 def _write(r: ThumbRequest, out_dir: Path, img: Image.Image, src_w: int, src_h: int) -> str:
     key = r.key
     if r.box is None:
-        img.thumbnail((THUMB_MAX_SIDE, THUMB_MAX_SIDE))
+        side = r.max_side or THUMB_MAX_SIDE
+        img.thumbnail((side, side))
     # A fresh image from raw pixels carries no EXIF, XMP, ICC or comment from the source.
     clean = Image.frombytes("RGB", img.size, img.convert("RGB").tobytes())
     buf = io.BytesIO()

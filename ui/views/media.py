@@ -1,4 +1,5 @@
-"""Media detail: every path, the hashes, EXIF and GPS, faces, and earlier decisions for one item."""
+"""Media detail: every path, the hashes, EXIF and GPS (on an offline map), faces, and earlier decisions
+for one item; its pictures open bigger on demand (Zoom), blurred until revealed."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import json
 
 import streamlit as st
 
-from ui import session, view
+from ui import charts, session, view
 from ui.decisions import decisions_for_media
 from ui.thumbs import ensure_thumbs, request_for_media
 
@@ -35,7 +36,8 @@ thumbs = ensure_thumbs(session.case_paths().thumbs, [req]) if req else {}
 left, right = st.columns([1, 2])
 with left:
     view.show(user, thumbs.get(req.key) if req else None, key=req.key if req else sha, sha256=sha,
-              boxes=image_faces, caption=f"{media['label']} · {media['width']}×{media['height']}", slot="detail")
+              boxes=image_faces, caption=f"{media['label']} · {media['width']}×{media['height']}", slot="detail",
+              zoom=req)
 with right:
     st.markdown(f"**Status:** {view.esc(media['status'])}" + (f" ({view.esc(media['reason'])})" if media["reason"] else ""))
     st.markdown(f"**Type:** {view.esc(media['mime'])} ({view.esc(media['kind'])}) · **Size:** {media['size']:,} bytes")
@@ -60,9 +62,11 @@ if not exif:
 else:
     gps = exif.get("gps") or {}
     if gps.get("lat") is not None:
-        # Coordinates as text only: a map would fetch tiles from the internet.
         st.markdown(f"**GPS:** {gps['lat']:.6f}, {gps['lon']:.6f}"
                     + (f", altitude {gps['alt']} m" if gps.get("alt") is not None else ""))
+        # A scatter over the bundled outline: no map tiles, nothing fetched from the internet.
+        charts.show(charts.gps_map_chart([{"lat": gps["lat"], "lon": gps["lon"], "label": media["label"]}]),
+                    width="content")
     st.code(json.dumps(exif, indent=2, ensure_ascii=False), language="json")
 
 if media["kind"] == "video":
@@ -76,7 +80,8 @@ if media["kind"] == "video":
         for column, frame, req in zip(st.columns(min(len(frames), 6)) * 2, frames, requests):
             with column:
                 view.show(user, strip.get(req.key) if req else None, key=req.key if req else f"{sha}@{frame['time_s']}",
-                          sha256=sha, caption=f"{frame['time_s']:.2f} s · shot {frame['shot_id']}", slot="strip")
+                          sha256=sha, caption=f"{frame['time_s']:.2f} s · shot {frame['shot_id']}", slot="strip",
+                          zoom=req, tile=view.TILE)
 
 st.subheader(f"Faces ({len(faces)})")
 if faces:

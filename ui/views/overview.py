@@ -1,4 +1,5 @@
-"""Case overview: runs with their provenance, counts, failures by reason."""
+"""Case overview: runs with their provenance, counts, failures by reason, and the case in pictures:
+EXIF capture dates, cameras and serials, GPS positions on an offline map (ui/charts.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import json
 
 import streamlit as st
 
-from ui import session
+from ui import charts, session
 from ui.view import esc
 from vidpipe.reporting.report import case_report
 from vidpipe.store import audit
@@ -14,6 +15,40 @@ from vidpipe.store import audit
 
 def _when(ts: str | None) -> str:
     return "" if not ts else ts[:19].replace("T", " ")
+
+
+MAP_MAX_POINTS = 5000  # distinct places drawn; more would slow every browser that opens the page
+
+
+def _pictures(c) -> None:
+    """Timeline, cameras and map of the case, grouped in SQL (a case may hold millions of items)."""
+    st.subheader("Capture dates")
+    hours = c.execute("SELECT substr(json_extract(exif, '$.datetime_original'), 1, 13) || ':00:00' AS hour, "
+                      "COUNT(*) AS n FROM media WHERE json_valid(exif) GROUP BY hour").fetchall()
+    undated = sum(h["n"] for h in hours if charts.exif_datetime(h["hour"]) is None)
+    charts.show(charts.timeline_chart([h["hour"] for h in hours], [h["n"] for h in hours]))
+    st.caption("Times are each camera's own clock as recorded (EXIF DateTimeOriginal), without a time zone."
+               + (f" {undated} item(s) with EXIF but no usable capture date are not shown." if undated else ""))
+    st.subheader("Cameras and serials")
+    cams = [dict(r) for r in c.execute(
+        "SELECT coalesce(json_extract(exif, '$.make'), '') AS make, coalesce(json_extract(exif, '$.model'), '') "
+        "AS model, coalesce(json_extract(exif, '$.serial'), '') AS serial, COUNT(*) AS items FROM media "
+        "WHERE json_valid(exif) GROUP BY 1, 2, 3")]
+    counts = charts.camera_counts(cams, [r["items"] for r in cams])
+    charts.show(charts.camera_chart(counts))
+    if counts:
+        with st.expander(f"All {len(counts)} camera/serial combinations"):
+            st.dataframe(counts, hide_index=True, width="stretch")
+    st.subheader("Places")
+    # Positions rounded to 1e-4 degree (about 11 m) and counted, so a large case stays one chart.
+    spots = c.execute(
+        "SELECT round(json_extract(exif, '$.gps.lat'), 4) AS lat, round(json_extract(exif, '$.gps.lon'), 4) AS lon, "
+        "COUNT(*) AS n FROM media WHERE json_valid(exif) AND json_extract(exif, '$.gps.lat') IS NOT NULL "
+        "GROUP BY 1, 2 ORDER BY n DESC LIMIT ?", (MAP_MAX_POINTS,)).fetchall()
+    charts.show(charts.gps_map_chart([{"lat": r["lat"], "lon": r["lon"], "label": f"{r['n']} item(s)"}
+                                      for r in spots]), width="content")
+    if len(spots) == MAP_MAX_POINTS:
+        st.caption(f"The {MAP_MAX_POINTS} places with the most items are shown.")
 
 
 session.require("view")
@@ -32,6 +67,8 @@ faces = conn.execute("SELECT COUNT(*) FROM faces").fetchone()[0]
 decisions = conn.execute("SELECT COUNT(*) FROM decisions").fetchone()[0]
 st.write(f"Media: {', '.join(f'{k} {v}' for k, v in sorted(kinds.items())) or 'none'} · faces {faces} · "
          f"decisions {decisions} · with GPS {rep['with_gps']} · extension mismatches {rep['extension_mismatches']}")
+
+_pictures(conn)
 
 st.subheader("Failures and skips by reason")
 rows = [{"status": status, "reason": reason, "items": n}
