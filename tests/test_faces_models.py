@@ -115,7 +115,9 @@ def test_convert_failure_leaves_no_file(tmp_path):
 def test_missing_weights_names_paths_and_command(tmp_path, monkeypatch):
     monkeypatch.delenv(W.ENV_FACENET_WEIGHTS, raising=False)
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
     monkeypatch.setattr(sys, "prefix", str(tmp_path / "prefix"))
+    monkeypatch.setattr(W, "facenet_graph_path", lambda: None)  # nothing to convert from (first use)
     with pytest.raises(MissingDependencyError) as e:
         get_embedder("facenet")
     msg = str(e.value)

