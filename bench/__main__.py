@@ -13,6 +13,7 @@ BENCHES = [
     ("scenes", "bench.eval_scenes", ["--quick"]),
     ("index", "bench.index_bench", []),
     ("engines (local vs ray)", "bench.engine_bench", []),
+    ("archives (one pass vs one open per member)", "bench.archive_bench", []),
 ]
 
 

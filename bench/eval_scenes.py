@@ -2,6 +2,14 @@
 without query expansion and geometric re-ranking, all measured in one run.
 
     python -m bench.eval_scenes [--data ../shared/data/scenes] [--json] [--quick] [--top-k K] [--sweep]
+                                [--variants with|only|none] [--room-set DIR] [--cache DIR]
+
+Variants (issue 13, `run_variants`): on the rendered room set of bench/room_set.py (room and hotel
+identity; rendered once into ~/.cache/vidpipe-eval) and on DATA, the naive baseline, GeM and R-MAC
+descriptors, label-free post-processing (PCA-whitening shrunk towards the identity, alpha-DBA,
+alpha-QE) and the fused geometric re-rank: room-level and hotel-level R@1/R@5/mAP, a threshold
+per variant at the default's false-accept rate on a calibration split, false accepts on the
+held-out split, ms per image and per query.
 
 Protocol (leave-one-out): every image of labels.csv is a query against the other 24; a hit is an
 image with the same place_id. Reported per query set:
@@ -393,6 +401,342 @@ def calibrate(items: list[Item], clean: Scenario, occ: Scenario, threshold: floa
     return out
 
 
+# --------------------------------------------------------------------------- variants (issue 13)
+# Room-level and hotel-level retrieval on the rendered room set (bench/room_set.py) and on
+# ../shared/data/scenes, naive baseline and descriptor variants side by side. Post-processing
+# (PCA-whitening, database-side augmentation, alpha query expansion) is learned without labels on
+# the set's own images, as it would be on a case.
+DBA_TOP_N = 2  # neighbours averaged into each gallery vector (alpha-DBA, Radenović et al. 2019)
+QE_ALPHA = 3.0
+PW_EPS = 1e-6  # added to eigenvalues before whitening (relative to the largest)
+# (label, descriptor, post-processing); descriptors: naive = avg 224 unmasked, gem/rmac = 448+317 masked.
+VARIANTS = [
+    ("naive avg 224 (baseline)", "naive", ()),
+    ("GeM p=3 448+317", "gem", ()),
+    ("R-MAC 448+317 (default)", "rmac", ()),
+    ("R-MAC + centring", "rmac", ("centre",)),
+    ("GeM + PCA-whitening (shrink 1)", "gem", ("pw",)),
+    ("R-MAC + PCA-whitening (shrink 1)", "rmac", ("pw",)),
+    ("R-MAC + PCA-whitening (shrink 0.1)", "rmac", ("pw0.1",)),
+    ("R-MAC + aQE", "rmac", ("qe",)),
+    ("R-MAC + DBA", "rmac", ("dba",)),
+    ("R-MAC + DBA + aQE", "rmac", ("dba", "qe")),
+    ("R-MAC + PW + DBA + aQE", "rmac", ("pw", "dba", "qe")),
+    ("GeM + PW + DBA + aQE", "gem", ("pw", "dba", "qe")),
+    ("R-MAC + fused geometry top 10 (search default)", "rmac", ("fused",)),
+    ("GeM + fused geometry", "gem", ("fused",)),
+    ("R-MAC + PW + fused geometry", "rmac", ("pw", "fused")),
+    ("R-MAC + DBA + aQE + fused geometry", "rmac", ("dba", "qe", "fused")),
+]
+_FEATURES: dict = {}  # set name -> local features of its images (extracted once per run)
+_MATCHES: dict = {}  # (set name, q, g) -> inliers
+DESCRIPTORS = {
+    "naive": dict(resolution=224, pooling="avg", scales=(1.0,), fill="none", exclude_cells=False),
+    "gem": dict(pooling="gem", gem_p=3.0),
+    "rmac": dict(pooling="rmac"),
+}
+
+
+@dataclass
+class EvalSet:
+    """Images with room identity (None: no room-level positive possible, e.g. chain-only photos),
+    hotel identity (None: unknown), people masks, and a calibration/test split by room or place."""
+
+    name: str
+    images: list
+    masks: list
+    room: list
+    hotel: list
+    calib: np.ndarray  # bool per image: threshold calibration split (the rest is held out)
+
+
+def room_eval_set(quick: bool, directory: Path | None = None) -> EvalSet:
+    """The rendered room set (rendered into ~/.cache/vidpipe-eval on first use); calibration split = even hotels."""
+    from bench import room_set
+    from vidpipe.extract.scenes.masking import body_boxes
+
+    d = directory or room_set.ensure_set(quick=quick)
+    rows = room_set.load_labels(d)
+    images = [load_rgb(d / r["file"]) for r in rows]
+    masks = [body_boxes([r["face"]], im.shape[1], im.shape[0]) if r["face"] else [] for r, im in zip(rows, images)]
+    calib = np.array([int(r["hotel_id"][-2:]) % 2 == 0 for r in rows])
+    return EvalSet(f"rendered rooms {d.name}", images, masks, [r["room_id"] for r in rows],
+                   [r["hotel_id"] for r in rows], calib)
+
+
+def scenes_eval_set(data: Path) -> EvalSet:
+    """../shared/data/scenes: instance places are the 'rooms'; hotel chains are the only 'hotels'
+    (chain photos have no same-room partner); calibration split = every other place."""
+    items = load_items(data, with_rooms=False)
+    places = sorted({it.place for it in items})
+    calib_places = set(places[::2])
+    return EvalSet(f"shared scenes ({data.name})", [it.image for it in items], [[] for _ in items],
+                   [it.place if it.instance else None for it in items],
+                   [it.place if not it.instance else None for it in items],
+                   np.array([it.place in calib_places for it in items]))
+
+
+def pca_whitening(x: np.ndarray, shrink: float | None = 1.0) -> tuple[np.ndarray, object]:
+    """(mean, transform) learned without labels on x (n, d): x -> (C + a I)^(-1/2) (x - mean), with C
+    the sample covariance and a = shrink * its mean non-null eigenvalue; shrink None = centring only.
+
+    Why shrunk: plain PCA-whitening learned on the n images it then ranks maps them onto a regular
+    simplex (n-1 directions, all equal): every pairwise cosine becomes -1/(n-1) and the ranking is
+    noise (measured: all scores -0.042 on the 25 shared images). Shrinking towards the identity
+    (Ledoit-Wolf style) keeps the strong common directions damped without erasing the rest;
+    Radenović et al. learn whitening on far more images than dimensions, which a case may not have."""
+    mu = x.mean(0)
+    if shrink is None:
+        return mu, lambda y: y
+    _, s, vt = np.linalg.svd(x - mu, full_matrices=False)
+    eig = s ** 2 / max(1, len(x) - 1)
+    keep = eig > eig[0] * 1e-9
+    v, eig = vt[keep], eig[keep]
+    a = shrink * float(eig.mean())
+    scale = (eig + a) ** -0.5 - a ** -0.5  # along the learned directions; a**-0.5 everywhere else
+
+    def transform(y: np.ndarray) -> np.ndarray:
+        return a ** -0.5 * y + ((y @ v.T) * scale) @ v
+
+    return mu, transform
+
+
+def l2n(x: np.ndarray) -> np.ndarray:
+    return (x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)).astype(np.float32)
+
+
+def dba(g: np.ndarray, top_n: int = DBA_TOP_N, alpha: float = QE_ALPHA) -> np.ndarray:
+    """alpha database-side augmentation: each gallery vector plus its top_n gallery neighbours
+    weighted by similarity**alpha, re-normalised (the vector itself is its own first neighbour)."""
+    s = g @ g.T
+    np.fill_diagonal(s, -np.inf)
+    k = min(top_n, len(g) - 1)
+    if k <= 0:
+        return g
+    idx = np.argsort(-s, axis=1, kind="stable")[:, :k]
+    w = np.clip(np.take_along_axis(s, idx, axis=1), 0, None) ** alpha
+    return l2n(g + np.einsum("nk,nkd->nd", w, g[idx]))
+
+
+def variant_scores(vecs: np.ndarray, post: tuple) -> tuple[np.ndarray, np.ndarray, float]:
+    """(order scores, reported scores, ms per query) for every ordered pair (leave-one-out).
+
+    Whitening changes the space (reported scores are whitened cosines); DBA and QE only re-order:
+    reported scores stay the plain cosine in that space (an expanded vector's cosines run high)."""
+    from vidpipe.extract.scenes import expand_query
+
+    t = time.perf_counter()
+    v = vecs.astype(np.float32)
+    for p in post:
+        if p.startswith("pw") or p == "centre":
+            mu, transform = pca_whitening(v, None if p == "centre" else float(p[2:] or 1.0))
+            v = l2n(transform(v - mu))
+    plain = v @ v.T
+    order = plain.copy()
+    n = len(v)
+    if "dba" in post or "qe" in post:
+        for q in range(n):
+            gal = np.array([g for g in range(n) if g != q])
+            g = dba(v[gal]) if "dba" in post else v[gal]
+            qv = expand_query(v[q], g, top_n=QE_TOP_N, alpha=QE_ALPHA) if "qe" in post else v[q]
+            order[q, gal] = g @ qv
+    ms = (time.perf_counter() - t) * 1000 / max(1, n)
+    np.fill_diagonal(order, -np.inf)
+    np.fill_diagonal(plain, -np.inf)
+    return order, plain, ms
+
+
+def _ap(rel: np.ndarray) -> float:
+    hits = np.flatnonzero(rel)
+    return float(np.mean([(k + 1) / (h + 1) for k, h in enumerate(hits)])) if len(hits) else 0.0
+
+
+def level_metrics(order: np.ndarray, es: EvalSet, level: str) -> dict:
+    """R@1, R@5, mAP. room: queries with another view of their room, gallery = every other image;
+    room_xh: the same without the other rooms of the query's hotel.
+    hotel: queries whose hotel has another room in the set; the query's own room is removed from
+    the gallery (the room is not there, can we still find its hotel?)."""
+    r1 = r5 = 0
+    aps = []
+    for q in range(len(es.images)):
+        if level in ("room", "room_xh"):
+            if es.room[q] is None:
+                continue
+            # room_xh: other rooms of the query's hotel left out (ScanNet-style: every distractor
+            # is another building), which isolates "which hotel" from "which room of it".
+            gal = [g for g in range(len(es.images)) if g != q and not (
+                level == "room_xh" and es.hotel[q] is not None and es.hotel[g] == es.hotel[q]
+                and es.room[g] != es.room[q])]
+            rel = np.array([es.room[g] == es.room[q] for g in gal])
+        else:
+            if es.hotel[q] is None:
+                continue
+            gal = [g for g in range(len(es.images)) if g != q and (es.room[q] is None or es.room[g] != es.room[q])]
+            rel = np.array([es.hotel[g] == es.hotel[q] for g in gal])
+        if not rel.any():
+            continue
+        ranked = rel[np.argsort(-order[q, gal], kind="stable")]
+        r1 += bool(ranked[:1].any())
+        r5 += bool(ranked[:5].any())
+        aps.append(_ap(ranked))
+    return {"n": len(aps), "r1": r1, "r5": r5, "map": round(float(np.mean(aps)), 3) if aps else None}
+
+
+def _negative(es: EvalSet, q: int, g: int) -> bool | None:
+    """True: different room/place (a false accept if accepted); False: same room; None: neither
+    (same chain, no room label: counted on no side, as in calibrate)."""
+    if es.room[q] is not None and es.room[q] == es.room[g]:
+        return False
+    if es.room[q] is None and es.hotel[q] is not None and es.hotel[q] == es.hotel[g]:
+        return None
+    return True
+
+
+def threshold_at_rate(plain: np.ndarray, es: EvalSet, rate: float) -> float:
+    """The smallest score accepting at most `rate` of the calibration split's different-room pairs."""
+    negs = np.array([plain[q, g] for q in np.flatnonzero(es.calib) for g in np.flatnonzero(es.calib)
+                     if q != g and _negative(es, q, g)])
+    if not len(negs):
+        return 1.0
+    negs = np.sort(negs)[::-1]
+    allowed = int(np.floor(rate * len(negs)))
+    return float(np.nextafter(negs[allowed], np.float32(2))) if allowed < len(negs) else float(negs[-1])
+
+
+def held_out_accepts(order: np.ndarray, plain: np.ndarray, es: EvalSet, thr: float) -> dict:
+    """On the held-out split only (queries and gallery): false accepts = different-room results in a
+    query's top 5 scoring >= thr (fa_other_hotel: of those, not even the same
+    hotel/chain); confirmed = queries whose first result is its room and scores >= thr."""
+    test = np.flatnonzero(~es.calib)
+    fa = fa_other = conf = nq = 0
+    for q in test:
+        gal = np.array([g for g in test if g != q])
+        top = gal[np.argsort(-order[q, gal], kind="stable")[:5]]
+        wrong = [g for g in top if plain[q, g] >= thr and _negative(es, q, g)]
+        fa += len(wrong)
+        fa_other += sum(1 for g in wrong if es.hotel[q] is None or es.hotel[g] != es.hotel[q])
+        if es.room[q] is not None and any(es.room[g] == es.room[q] for g in gal):
+            nq += 1
+            conf += int(es.room[top[0]] == es.room[q] and plain[q, top[0]] >= thr)
+    return {"false_accepts": fa, "fa_other_hotel": fa_other, "confirmed": conf, "n_confirmable": nq}
+
+
+def cached_embed(cache: Path | None, emb, es: EvalSet, masks) -> tuple[np.ndarray, float]:
+    """embed_all, or its stored result for the same pixels, masks and embedder version (`--cache`:
+    for iterating on post-processing; ms/image is then the one measured when it was stored)."""
+    import hashlib
+
+    if cache is None:
+        return embed_all(emb, es.images, masks)
+    h = hashlib.sha256(emb.version.encode())
+    for im, m in zip(es.images, masks or [None] * len(es.images)):
+        h.update(np.ascontiguousarray(im).tobytes())
+        h.update(repr(m).encode())
+    path = Path(cache) / f"{h.hexdigest()[:24]}.npz"
+    if path.is_file():
+        z = np.load(path)
+        return z["vecs"], float(z["ms"])
+    vecs, ms = embed_all(emb, es.images, masks)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(path, vecs=vecs, ms=ms)
+    return vecs, ms
+
+
+def fused_scores(order: np.ndarray, plain: np.ndarray, es: EvalSet, top_k: int) -> tuple[np.ndarray, np.ndarray, float]:
+    """The top K of each query re-ordered by `geometry.combine` (RootSIFT + MAGSAC inliers, people
+    masked), as `search --mode scene` does; their reported score becomes the fused one. Returns
+    (order, scores, ms per query: features of the query and its K candidates extracted and matched)."""
+    from vidpipe.extract.scenes import geometry
+
+    n = len(es.images)
+    if es.name not in _FEATURES:
+        t = time.perf_counter()
+        feats = [geometry.extract_features(im, m or None) for im, m in zip(es.images, es.masks)]
+        _FEATURES[es.name] = feats, (time.perf_counter() - t) * 1000 / max(1, n)
+    feats, feat_ms = _FEATURES[es.name]
+    order2, plain2 = order.copy(), plain.copy()
+    match_s, n_match = 0.0, 0
+    for q in range(n):
+        top = np.argsort(-order[q], kind="stable")[:top_k]
+        inl = []
+        for g in top:
+            if (es.name, q, g) not in _MATCHES:
+                t = time.perf_counter()
+                _MATCHES[es.name, q, g] = geometry.match_features(feats[q], feats[g])["inliers"]
+                match_s, n_match = match_s + time.perf_counter() - t, n_match + 1
+            inl.append(_MATCHES[es.name, q, g])
+        new, fused = geometry.fused_order([plain[q, g] for g in top], inl)
+        for rank_pos, k in enumerate(new):
+            order2[q, top[k]] = 1e3 - rank_pos  # verified candidates first, in fused order
+            plain2[q, top[k]] = fused[k]
+    match_ms = _FEATURES.setdefault((es.name, "match_ms"), match_s * 1000 / n_match if n_match else 0.0)
+    # Cost per query as in search: features of the query and of its K candidates, K matches.
+    return order2, plain2, (1 + top_k) * feat_ms + top_k * match_ms
+
+
+def run_variants(data: Path, quick: bool = False, room_dir: Path | None = None, cache: Path | None = None) -> dict:
+    """Every VARIANTS row on both sets; thresholds re-derived per variant at the false-accept rate the
+    default descriptor has at SCENE_MATCH_THRESHOLD on the calibration split."""
+    import cv2
+    import torch
+
+    from vidpipe.extract.scenes import get_scene_embedder
+    from vidpipe.extract.scenes.effnet import SCENE_MATCH_THRESHOLD
+
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)
+    sets = [room_eval_set(quick, room_dir), scenes_eval_set(data)]
+    embedders = {k: get_scene_embedder(**opts) for k, opts in DESCRIPTORS.items()}
+    out = {"sets": [], "rows": [], "reference_threshold": SCENE_MATCH_THRESHOLD}
+    for es in sets:
+        vecs, ms_img = {}, {}
+        for key, emb in embedders.items():
+            masks = es.masks if key != "naive" else None  # the baseline sees the person
+            vecs[key], ms_img[key] = cached_embed(cache, emb, es, masks)
+        # The false-accept rate to hold: the default descriptor's at today's threshold, calibration split.
+        _, ref_plain, _ = variant_scores(vecs["rmac"], ())
+        cal = np.flatnonzero(es.calib)
+        negs = [ref_plain[q, g] for q in cal for g in cal if q != g and _negative(es, q, g)]
+        rate = float(np.mean(np.array(negs) >= SCENE_MATCH_THRESHOLD)) if negs else 0.0
+        out["sets"].append({"name": es.name, "n_images": len(es.images), "n_calib": int(es.calib.sum()),
+                            "n_people": sum(bool(m) for m in es.masks), "fa_rate": round(rate, 5),
+                            "n_calib_negatives": len(negs)})
+        for label, key, post in VARIANTS:
+            order, plain, ms_q = variant_scores(vecs[key], tuple(p for p in post if p != "fused"))
+            if "fused" in post:
+                order, plain, ms_q = fused_scores(order, plain, es, 5 if quick else 10)
+            thr = threshold_at_rate(plain, es, rate)
+            row = {"set": es.name, "variant": label, "ms_image": round(ms_img[key], 1), "ms_query": round(ms_q, 2),
+                   "threshold": round(thr, 4)}
+            row.update({f"room_{k}": v for k, v in level_metrics(order, es, "room").items()})
+            row.update({f"roomxh_{k}": v for k, v in level_metrics(order, es, "room_xh").items()})
+            row.update({f"hotel_{k}": v for k, v in level_metrics(order, es, "hotel").items()})
+            row.update(held_out_accepts(order, plain, es, thr))
+            row["fa_at_0.83"] = held_out_accepts(order, plain, es, SCENE_MATCH_THRESHOLD)["false_accepts"]
+            out["rows"].append(row)
+    return out
+
+
+def markdown_variants(res: dict) -> str:
+    lines = ["Variants (issue 13): room level = another view of the same room; hotel level = another room of the "
+             "same hotel (on shared scenes: same chain) with the query's own room removed. Threshold per variant: the score at which the calibration "
+             "split's different-room pairs are accepted at the rate the default has at "
+             f"{res['reference_threshold']}; false accepts/confirmed on the held-out split (top 5).", ""]
+    for s in res["sets"]:
+        lines.append(f"- {s['name']}: {s['n_images']} images ({s['n_people']} with a person), calibration split "
+                     f"{s['n_calib']}, false-accept rate held {s['fa_rate']} of {s['n_calib_negatives']} pairs")
+    lines += ["", "| set | variant | room R@1 | room R@5 | room mAP | room R@1 excl. own hotel | hotel R@1 | hotel R@5 | hotel mAP | threshold "
+              "| false accepts held out (other hotel) | confirmed | FA at 0.83 | ms/image | ms/query |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in res["rows"]:
+        hotel = (f"{r['hotel_r1']}/{r['hotel_n']} | {r['hotel_r5']}/{r['hotel_n']} | {r['hotel_map']}"
+                 if r["hotel_n"] else "- | - | -")
+        lines.append(f"| {r['set']} | {r['variant']} | {r['room_r1']}/{r['room_n']} | {r['room_r5']}/{r['room_n']} | "
+                     f"{r['room_map']} | {r['roomxh_r1']}/{r['roomxh_n']} | {hotel} | {r['threshold']} | {r['false_accepts']} ({r['fa_other_hotel']}) | "
+                     f"{r['confirmed']}/{r['n_confirmable']} | {r['fa_at_0.83']} | {r['ms_image']} | {r['ms_query']} |")
+    return "\n".join(lines)
+
+
 # --------------------------------------------------------------------------- output
 def markdown(result: dict) -> str:
     lines = [f"Scene retrieval on {result['data']} ({result['n_images']} images; +rooms: "
@@ -435,12 +779,26 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--top-k", type=int, default=None)
     ap.add_argument("--sweep", action="store_true",
                     help="also the pooling/resolution and masking sweeps behind the defaults (~10 min on 2 cores)")
+    ap.add_argument("--variants", choices=("with", "only", "none"), default="with",
+                    help="issue-13 variant table on the rendered room set and DATA (default: after the main table)")
+    ap.add_argument("--cache", type=Path, default=None,
+                    help="store/reuse variant vectors here (keyed by pixels, masks, embedder version)")
+    ap.add_argument("--room-set", type=Path, default=None,
+                    help="rendered room set directory (default: rendered by bench.room_set into ~/.cache/vidpipe-eval)")
     args = ap.parse_args(argv)
     if not (args.data / "labels.csv").is_file():
         print(f"no labels.csv under {args.data}", file=sys.stderr)
         return 2
-    result = run(args.data, quick=args.quick, top_k=args.top_k, do_sweep=args.sweep)
-    print(json.dumps(result) if args.json else markdown(result))
+    result = run(args.data, quick=args.quick, top_k=args.top_k, do_sweep=args.sweep) if args.variants != "only" else {}
+    if args.variants != "none":
+        result["variants"] = run_variants(args.data, quick=args.quick, room_dir=args.room_set,
+                                         cache=args.cache)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        parts = [markdown(result)] if args.variants != "only" else []
+        parts += [markdown_variants(result["variants"])] if args.variants != "none" else []
+        print("\n\n".join(parts))
     return 0
 
 
