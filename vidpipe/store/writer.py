@@ -7,8 +7,8 @@ continues from there.
 
 from __future__ import annotations
 
+import dataclasses
 import json
-import os
 import sqlite3
 import uuid
 from dataclasses import dataclass, field
@@ -17,6 +17,16 @@ from typing import Any
 from vidpipe.pipeline.tasks import STAGE_VERSIONS, ContentResult, HashResult
 from vidpipe.sources.base import ItemRef, WalkEntry
 from vidpipe.store.casedb import utc_now
+
+
+def _readable(raw: bytes) -> str:
+    """A path as storable text: UTF-8, with other bytes shown as ``\\xNN`` (as item locators show them)."""
+    return raw.decode("utf-8", "backslashreplace")
+
+
+def _frame_key(video_time_s: float) -> str:
+    """A video frame's key in faces/scenes/stages rows (as apply_faces writes it)."""
+    return f"{round(video_time_s, 3):.3f}"
 
 
 def _json(value: Any) -> str | None:
@@ -80,11 +90,27 @@ class CaseWriter:
                           (status, utc_now(), _json(summary), self.run_id))
 
     # -- discovery ----------------------------------------------------------------------------
-    def register_source(self, root_bytes: bytes) -> int:
-        root = os.fsdecode(root_bytes)
-        self.conn.execute("INSERT OR IGNORE INTO sources(root, root_bytes, added_run) VALUES (?,?,?)",
-                          (root, root_bytes, self.run_id))
-        return self.conn.execute("SELECT source_id FROM sources WHERE root=?", (root,)).fetchone()[0]
+    def register_source(self, root_bytes: bytes, given_bytes: bytes | None = None) -> int:
+        """The source row for a walked root (resolved path), created on first sight; return its id.
+
+        Rows are found by their exact bytes. The text columns hold a readable form (bytes that are
+        not UTF-8 as ``\\xNN``; a surrogate-escaped str cannot be stored as SQLite text). The path as
+        given (``given_bytes``, e.g. the link that led to the root) is kept as first recorded; every
+        run's own arguments are in ``runs.argv``.
+        """
+        row = self.conn.execute("SELECT source_id FROM sources WHERE root_bytes=?", (root_bytes,)).fetchone()
+        if row is not None:
+            return row[0]
+        given_bytes = root_bytes if given_bytes is None else given_bytes
+        root = text = _readable(root_bytes)
+        n = 1
+        while self.conn.execute("SELECT 1 FROM sources WHERE root=?", (text,)).fetchone():
+            n += 1  # another root reads alike (a literal "\\xff" vs the byte 0xff): number this one
+            text = f"{root} [#{n}]"
+        cur = self.conn.execute(
+            "INSERT INTO sources(root, root_bytes, added_run, given_root, given_root_bytes) VALUES (?,?,?,?,?)",
+            (text, root_bytes, self.run_id, _readable(given_bytes), given_bytes))
+        return cur.lastrowid
 
     def upsert_item(self, entry: WalkEntry, source_id: int, parent_sha256: str | None = None) -> None:
         """Record a discovered path; a known, unchanged path keeps its state (no new work)."""
@@ -157,6 +183,9 @@ class CaseWriter:
         frames = detail.pop("_keyframe_rows", None)
         vpdq = detail.pop("_vpdq_rows", None)
         if frames is not None:
+            kept = self._drop_gone_frame_features(result.sha256, {_frame_key(f[0]) for f in frames})
+            if kept:
+                detail["faces_kept_for_review"] = kept  # faces at dropped frame times a reviewer used
             self.conn.execute("DELETE FROM frames WHERE sha256=?", (result.sha256,))
             self.conn.executemany(
                 "INSERT INTO frames(sha256, time_s, frame_index, shot_id, reason, pdq, pdq_quality, phash) "
@@ -186,6 +215,53 @@ class CaseWriter:
                 entry = WalkEntry(parent_ref.child(member.key), member.fs_kind, member.size, None, member.preset,
                                   depth=depth + 1)
                 self.upsert_item(entry, source_id, parent_sha256=result.sha256)
+                if member.hashed is not None:
+                    self._apply_member_hash(entry.ref, member.hashed)
+
+    def _drop_gone_frame_features(self, sha256: str, new_keys: set[str]) -> int:
+        """A video's keyframes are being replaced (say a ``partial: timeout`` video retried with a
+        larger budget): its faces and scenes at frame times that are no longer keyframes go, in the
+        same transaction as the new frames, so no face points at a frame the case does not have.
+
+        Faces and scenes at surviving times stay until the face stage replaces them. When the set of
+        times changed, the video's ``faces``/``scenes`` stage marks are cleared as well: the new
+        frames are not scanned yet, and a missing mark is what makes a run (this one, or a later one
+        after ``--no-faces``) scan them. A face a reviewer has used (a decision or a must/cannot-link
+        constraint) is kept, never deleted (the count is returned); its cluster membership is dropped.
+        """
+        old_keys = {_frame_key(row[0]) for row in
+                    self.conn.execute("SELECT time_s FROM frames WHERE sha256=?", (sha256,))}
+        old_keys |= {row[0] for row in self.conn.execute(
+            "SELECT frame_key FROM faces WHERE sha256=? AND frame_key != '' UNION "
+            "SELECT frame_key FROM scenes WHERE sha256=? AND frame_key != ''", (sha256, sha256))}
+        if old_keys == new_keys:
+            return 0  # the same keyframes (the video stage redone for its faces): nothing to replace
+        kept_faces = 0
+        for key in sorted(old_keys - new_keys):
+            ids = [row[0] for row in self.conn.execute(
+                "SELECT face_id FROM faces WHERE sha256=? AND frame_key=?", (sha256, key))]
+            for face_id in ids:
+                if self.conn.execute(
+                        "SELECT 1 FROM face_constraints WHERE face_a=? OR face_b=? UNION ALL "
+                        "SELECT 1 FROM decisions WHERE face_id=? OR query_face=? LIMIT 1",
+                        (face_id, face_id, face_id, face_id)).fetchone():
+                    kept_faces += 1  # a reviewer's work refers to it
+                    continue
+                self.conn.execute("DELETE FROM face_person WHERE face_id=?", (face_id,))
+                self.conn.execute("DELETE FROM faces WHERE face_id=?", (face_id,))
+            self.conn.execute("DELETE FROM scenes WHERE sha256=? AND frame_key=?", (sha256, key))
+            self.conn.execute("DELETE FROM stages WHERE sha256=? AND stage IN (?, ?)",
+                              (sha256, f"faces@{key}", f"scenes@{key}"))
+        self.conn.execute("DELETE FROM stages WHERE sha256=? AND stage IN ('faces', 'scenes')", (sha256,))
+        return kept_faces
+
+    def _apply_member_hash(self, ref: ItemRef, hashed: HashResult) -> None:
+        """Store the digests an archive pass computed for a member (vidpipe.pipeline.archive_task), so
+        the member is not opened again to be hashed; a member already past 'pending' keeps its state."""
+        row = self.conn.execute("SELECT item_id FROM items WHERE locator_bytes=? AND state='pending'",
+                                (ref.identity_bytes,)).fetchone()
+        if row is not None:
+            self.apply_hash(dataclasses.replace(hashed, item_id=row["item_id"], content=None))
 
     def fail_content(self, sha256: str, stage: str, reason: str, detail: str = "") -> None:
         self.apply_content(ContentResult(sha256, "failed", reason, stage, detail={"error": detail} if detail else {}))
