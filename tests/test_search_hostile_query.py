@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import struct
 import subprocess
 import sys
@@ -81,19 +80,34 @@ def small_case(tmp_path_factory) -> Path:
     return root / "case"
 
 
+def _peak_rss_kb(pid: int) -> int | None:
+    """VmHWM of the process itself: its own peak RSS since exec, children not included.
+
+    (wait4's ru_maxrss is no use here: Linux carries the high-water mark across fork and exec, so a
+    process started from a big test runner would report the runner's size.)"""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
 def search_measured(case: Path, query: Path, mode: str, tmp_path: Path) -> tuple[int, str, str, float, int]:
     """(exit code, stdout, stderr, seconds, peak RSS of the search process in KB)."""
     out, err = tmp_path / "out.txt", tmp_path / "err.txt"
     started = time.monotonic()
+    peak = 0
     with open(out, "w") as o, open(err, "w") as e:
         proc = subprocess.Popen([sys.executable, "-m", "vidpipe", "search", "--case", str(case), "--query", str(query),
                                  "--mode", mode, "--json"], stdout=o, stderr=e, cwd=REPO)
-        try:
-            _, status, usage = os.wait4(proc.pid, 0)
-        finally:
-            proc.returncode = 0  # reaped above; stop Popen from waiting again
+        while proc.poll() is None:
+            peak = max(peak, _peak_rss_kb(proc.pid) or 0)
+            time.sleep(0.02)
     took = time.monotonic() - started
-    return os.waitstatus_to_exitcode(status), out.read_text(), err.read_text(), took, usage.ru_maxrss
+    return proc.returncode, out.read_text(), err.read_text(), took, peak
 
 
 def assert_clean_error(code: int, stdout: str, stderr: str) -> dict:

@@ -224,6 +224,8 @@ def test_login_search_confirm_in_chromium(tmp_path):
     assert (row["decision"], row["reviewer"], row["mode"]) == ("confirmed", "rita", "face")
     assert row["score"] >= row["threshold"] and row["reason"].startswith("same face")
     actions = [r[0] for r in conn.execute("SELECT action FROM audit WHERE actor='rita' ORDER BY seq")]
+    if actions[-1:] == ["logout"]:  # the browser closed before the server: its session ends, audited
+        actions.pop()
     assert actions == ["login", "search", "reveal", "queue_add", "queue_claim", "reveal", "reveal", "decision"]
     assert audit.verify_chain(conn) is None
     with pytest.raises(sqlite3.DatabaseError):  # the trail is append-only
