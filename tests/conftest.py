@@ -58,5 +58,34 @@ def conservation_holds(summary: dict) -> bool:
 
 
 @pytest.fixture
+def db(case):
+    """A connection to the test module's ``case`` (rows as ``sqlite3.Row``)."""
+    import sqlite3
+
+    conn = sqlite3.connect(case / "case.sqlite")
+    conn.row_factory = sqlite3.Row
+    yield conn
+    conn.close()
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    """Move the UI session module's clock forward: ``clock.advance(seconds)``."""
+    import time
+
+    from ui import session
+
+    class Clock:
+        offset = 0.0
+
+        def advance(self, seconds: float) -> None:
+            self.offset += seconds
+
+    c = Clock()
+    monkeypatch.setattr(session, "clock", lambda: time.time() + c.offset)
+    return c
+
+
+@pytest.fixture
 def sample_media() -> Path:
     return REPO / "sample_media"

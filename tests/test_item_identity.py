@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import tarfile
+import warnings
 import zipfile
 
+from conftest import export_records, run_json
 from PIL import Image
 
-from conftest import export_records, run_json
 from vidpipe.sources.base import ItemRef, Member
 
 
@@ -48,14 +50,12 @@ def test_refs_round_trip_and_differ_where_locators_read_alike() -> None:
     assert ItemRef.from_blob(b"/e/a.zip\x00x.jpg") == member
 
 
-def test_sibling_named_like_a_member_and_repeated_member_names_all_count(tmp_path, warnings=None) -> None:
-    import warnings as _w
-
+def test_sibling_named_like_a_member_and_repeated_member_names_all_count(tmp_path) -> None:
     evidence = tmp_path / "evidence"
     evidence.mkdir()
     red, green, blue, white = _jpeg((200, 0, 0)), _jpeg((0, 200, 0)), _jpeg((0, 0, 200)), _jpeg((250, 250, 250))
-    with _w.catch_warnings():
-        _w.simplefilter("ignore")  # "Duplicate name" from zipfile: the point of the test
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "Duplicate name" from zipfile: the point of the test
         (evidence / "a.zip").write_bytes(_zip([("x.jpg", red), ("x.jpg", green)]))
     (evidence / "a.zip!x.jpg").write_bytes(blue)
     (evidence / "b.tar").write_bytes(_tar([("y.jpg", white), ("y.jpg", red)]))
@@ -66,8 +66,6 @@ def test_sibling_named_like_a_member_and_repeated_member_names_all_count(tmp_pat
     assert summary["ok"] == 6 and summary["skipped"] == {"duplicate_content": 1}, summary  # red twice
     records = export_records(tmp_path / "case")
     by_sha = {r["sha256"]: r for r in records}
-    import hashlib
-
     for data in (red, green, blue, white):
         assert hashlib.sha256(data).hexdigest() in by_sha
     paths = sorted(p for r in records for p in r["paths"])

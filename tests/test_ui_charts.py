@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import json
-import sqlite3
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +17,7 @@ import pytest
 from PIL import Image
 from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 from streamlit.testing.v1 import AppTest
-from test_ui_support import APP, IMAGES, SAMPLE, build_case, fake_search, login, sha_of, texts
+from test_ui_support import APP, IMAGES, SAMPLE, fake_search, login, serve_case, sha_of, texts
 
 from ui import charts
 from ui.thumbs import THUMB_MAX_SIDE
@@ -184,27 +183,17 @@ def test_bundled_outline_is_small_plausible_and_licensed():
 
 @pytest.fixture
 def case(tmp_path, monkeypatch):
-    root = tmp_path / "case"
-    conn = build_case(root)
     stamps = {IMAGES[1]: ("2024:05:01 09:15:00", "Nikon", "D750", "3001"),
               IMAGES[2]: ("2024:05:03 18:40:00", "Nikon", "D750", "3001"),
               IMAGES[3]: ("2024:05:03 19:00:00", "Apple", "iPhone 12", None)}
-    for rel, (stamp, make, model, serial) in stamps.items():
-        exif = {"make": make, "model": model, "serial": serial, "datetime_original": stamp,
-                "gps": {"lat": 48.8584, "lon": 2.2945, "alt": None} if rel == IMAGES[3] else None}
-        conn.execute("UPDATE media SET exif=? WHERE sha256=?", (json.dumps(exif), sha_of(rel)))
-    conn.commit()
-    conn.close()
-    monkeypatch.setenv("VIDPIPE_UI_CASE", str(root))
-    return root
 
+    def add_exif(conn) -> None:
+        for rel, (stamp, make, model, serial) in stamps.items():
+            exif = {"make": make, "model": model, "serial": serial, "datetime_original": stamp,
+                    "gps": {"lat": 48.8584, "lon": 2.2945, "alt": None} if rel == IMAGES[3] else None}
+            conn.execute("UPDATE media SET exif=? WHERE sha256=?", (json.dumps(exif), sha_of(rel)))
 
-@pytest.fixture
-def db(case):
-    conn = sqlite3.connect(case / "case.sqlite")
-    conn.row_factory = sqlite3.Row
-    yield conn
-    conn.close()
+    return serve_case(tmp_path / "case", monkeypatch, add_exif)
 
 
 @pytest.fixture

@@ -112,6 +112,19 @@ class Page:
                        "if (!e) return false; e.focus(); return true; })()"), selector
         self.send("Input.insertText", text=text)
 
+    def enable(self) -> None:
+        """Turn on the CDP domains the helpers above listen to."""
+        for domain in ("Page", "Runtime", "Network", "DOM"):
+            self.send(f"{domain}.enable")
+
+    def log_in(self, url: str, name: str, password: str) -> None:
+        """Open the app at ``url`` and submit the login form (the caller waits for what follows)."""
+        self.send("Page.navigate", url=url + "/")
+        self.wait_for('input[aria-label="User name"]')
+        self.type_into('input[aria-label="User name"]', name)
+        self.type_into('input[type="password"]', password)
+        self.click("button", "Log in")
+
     def close(self) -> None:
         self._connection.__exit__(None, None, None)
 
@@ -161,13 +174,8 @@ def test_login_search_confirm_in_chromium(tmp_path):
     page, failure = None, None
     try:
         page = Page(_page_ws(port))
-        for domain in ("Page", "Runtime", "Network", "DOM"):
-            page.send(f"{domain}.enable")
-        page.send("Page.navigate", url=server.url + "/")
-        page.wait_for('input[aria-label="User name"]')
-        page.type_into('input[aria-label="User name"]', "rita")
-        page.type_into('input[type="password"]', PASSWORD)
-        page.click("button", "Log in")
+        page.enable()
+        page.log_in(server.url, "rita", PASSWORD)
         page.wait_text("Case overview")
         chrome = page.js("""['stAppDeployButton', 'stMainMenu', 'stToolbar'].map(id => {
             const e = document.querySelector(`[data-testid="${id}"]`); return e ? e.offsetParent !== null : false; })""")

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import sqlite3
 import subprocess
@@ -32,7 +31,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from test_ui_e2e import CHROMIUM, Page, _page_ws, _start_chromium, screenshot
+from test_ui_e2e import Page, _needs_chromium, _page_ws, _start_chromium, screenshot  # noqa: F401 (autouse fixture)
 from test_ui_server import Server
 from test_ui_support import SAMPLE, cli, cli_json
 
@@ -41,16 +40,6 @@ from vidpipe.store import audit
 # Long, not in the common list, no pattern, not the user name: passes ui/passwords.py.
 PASSWORDS = {"ana": "violet tractor harbour 1987", "rev": "quiet heron under lamplight"}
 QUERY = "rocket.jpg"
-
-
-@pytest.fixture(autouse=True)
-def _needs_chromium() -> None:
-    """Skip without a browser locally; under CI=true a missing browser is a failure (make setup installs it)."""
-    if not Path(CHROMIUM).exists():
-        message = f"no Chromium at {CHROMIUM} (Debian: apt-get install chromium; or set VIDPIPE_CHROMIUM)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
 
 
 # ---- browser helpers ---------------------------------------------------------------------------
@@ -137,11 +126,7 @@ def _press_outside_fields(page: Page, key: str) -> None:
 
 
 def _login(page: Page, url: str, name: str) -> None:
-    page.send("Page.navigate", url=url + "/")
-    page.wait_for('input[aria-label="User name"]')
-    page.type_into('input[aria-label="User name"]', name)
-    page.type_into('input[type="password"]', PASSWORDS[name])
-    page.click("button", "Log in")
+    page.log_in(url, name, PASSWORDS[name])
     page.wait_text("Case overview")
 
 
@@ -244,8 +229,7 @@ def test_queue_two_sessions_keys_restart_and_anchor(tmp_path):
         page_a = Page(_page_ws(port))
         browser_b, page_b = _other_context(port)
         for page in (page_a, page_b):
-            for domain in ("Page", "Runtime", "Network", "DOM"):
-                page.send(f"{domain}.enable")
+            page.enable()
 
         # --- A: the analyst searches and sends four results, lowest score first -------------------
         _login(page_a, server.url, "ana")

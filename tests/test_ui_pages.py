@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
-from test_ui_support import APP, IMAGES, PASSWORD, REPO, ROLES, SAMPLE, build_case, fake_search, login, texts
+from test_ui_support import APP, IMAGES, PASSWORD, REPO, ROLES, SAMPLE, fake_search, login, serve_case, texts
 
 import ui
 from ui import session
@@ -28,18 +28,7 @@ TITLES = {"overview": "Case overview", "search": "Search", "review": "Review que
 
 @pytest.fixture
 def case(tmp_path, monkeypatch):
-    root = tmp_path / "case"
-    build_case(root).close()
-    monkeypatch.setenv("VIDPIPE_UI_CASE", str(root))
-    return root
-
-
-@pytest.fixture
-def db(case):
-    conn = sqlite3.connect(case / "case.sqlite")
-    conn.row_factory = sqlite3.Row
-    yield conn
-    conn.close()
+    return serve_case(tmp_path / "case", monkeypatch)
 
 
 @pytest.fixture

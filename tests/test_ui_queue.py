@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import json
 import re
-import sqlite3
 
 import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
-from test_ui_support import APP, IMAGES, SAMPLE, build_case, fake_search, login, sha_of, texts
+from test_ui_support import APP, IMAGES, SAMPLE, fake_search, login, serve_case, sha_of, texts
 
 import ui.session
 from ui import keys, queue
@@ -26,27 +25,16 @@ REVIEWER = User(3, "reviewer", "reviewer")
 
 @pytest.fixture
 def case(tmp_path, monkeypatch):
-    root = tmp_path / "case"
-    conn = build_case(root)
-    # A second face (on the cat photo), so a face result can name a face other than the query's.
-    # The same byte layout as build_case's face (float32 / numpy float64 is float64 under NEP 50).
-    vec = np.zeros(512, (np.ones(512, np.float32) / np.sqrt(512)).dtype)
-    vec[0] = 1.0  # far from the astronaut's face: another person
-    conn.execute("INSERT INTO faces(sha256, frame_key, face_index, x1, y1, x2, y2, det_score, detector, embedder, "
-                 "embedding, run_id) VALUES (?, '', 0, 10, 10, 90, 90, 0.97, 'det@0', 'emb@0', ?, ?)",
-                 (sha_of(IMAGES[1]), vec.tobytes(), "r" * 32))
-    conn.commit()
-    conn.close()
-    monkeypatch.setenv("VIDPIPE_UI_CASE", str(root))
-    return root
+    def add_second_face(conn) -> None:
+        # A second face (on the cat photo), so a face result can name a face other than the query's.
+        # The same byte layout as build_case's face (float32 / numpy float64 is float64 under NEP 50).
+        vec = np.zeros(512, (np.ones(512, np.float32) / np.sqrt(512)).dtype)
+        vec[0] = 1.0  # far from the astronaut's face: another person
+        conn.execute("INSERT INTO faces(sha256, frame_key, face_index, x1, y1, x2, y2, det_score, detector, "
+                     "embedder, embedding, run_id) VALUES (?, '', 0, 10, 10, 90, 90, 0.97, 'det@0', 'emb@0', ?, ?)",
+                     (sha_of(IMAGES[1]), vec.tobytes(), "r" * 32))
 
-
-@pytest.fixture
-def db(case):
-    conn = sqlite3.connect(case / "case.sqlite")
-    conn.row_factory = sqlite3.Row
-    yield conn
-    conn.close()
+    return serve_case(tmp_path / "case", monkeypatch, add_second_face)
 
 
 def search_with_second_face(case_dir, query, mode, top_k=20, **kw) -> dict:

@@ -16,7 +16,7 @@ import urllib.request
 
 import pytest
 from streamlit.testing.v1 import AppTest
-from test_ui_support import APP, IMAGES, PASSWORD, build_case, cli, login, sha_of, texts
+from test_ui_support import APP, IMAGES, PASSWORD, build_case, cli, login, serve_case, sha_of, texts
 
 from ui import session
 from ui.auth import add_user, authenticate, find_user
@@ -26,18 +26,7 @@ from ui.session import _AUTH, _SID, CLIENT_BACKOFF, NAME_BACKOFF
 
 @pytest.fixture
 def case(tmp_path, monkeypatch):
-    root = tmp_path / "case"
-    build_case(root).close()
-    monkeypatch.setenv("VIDPIPE_UI_CASE", str(root))
-    return root
-
-
-@pytest.fixture
-def db(case):
-    conn = sqlite3.connect(case / "case.sqlite")
-    conn.row_factory = sqlite3.Row
-    yield conn
-    conn.close()
+    return serve_case(tmp_path / "case", monkeypatch)
 
 
 @pytest.fixture(autouse=True)
@@ -47,21 +36,6 @@ def fresh_registry():
         session._LIVE.clear()
         session._MEDIA.clear()
         session._failures.clear()
-
-
-@pytest.fixture
-def clock(monkeypatch):
-    """Move the session module's clock: ``clock.advance(seconds)``."""
-
-    class Clock:
-        offset = 0.0
-
-        def advance(self, seconds: float) -> None:
-            self.offset += seconds
-
-    c = Clock()
-    monkeypatch.setattr(session, "clock", lambda: time.time() + c.offset)
-    return c
 
 
 def app() -> AppTest:

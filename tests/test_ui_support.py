@@ -74,6 +74,19 @@ def build_case(root: Path) -> sqlite3.Connection:
     return conn
 
 
+def serve_case(root: Path, monkeypatch, prepare=None) -> Path:
+    """Build the test case at ``root`` and point the app at it (``VIDPIPE_UI_CASE``).
+
+    ``prepare(conn)`` adds what a test file needs beyond ``build_case``; it is committed."""
+    conn = build_case(root)
+    if prepare is not None:
+        prepare(conn)
+        conn.commit()
+    conn.close()
+    monkeypatch.setenv("VIDPIPE_UI_CASE", str(root))
+    return root
+
+
 def sha_of(rel: str) -> str:
     return hashlib.sha256((SAMPLE / rel).read_bytes()).hexdigest()
 

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import io
 import sqlite3
-import time
 
 import numpy as np
 import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
-from test_ui_support import APP, IMAGES, SAMPLE, build_case, login, sha_of, texts
+from test_ui_support import APP, IMAGES, SAMPLE, login, serve_case, sha_of, texts
 
 from ui import session, view
 from ui.auth import Prefs, load_prefs, save_prefs
@@ -19,9 +18,7 @@ from ui.thumbs import Thumb
 
 @pytest.fixture
 def case(tmp_path, monkeypatch):
-    root = tmp_path / "case"
-    build_case(root).close()
-    monkeypatch.setenv("VIDPIPE_UI_CASE", str(root))
+    root = serve_case(tmp_path / "case", monkeypatch)
     with session._registry_lock:
         session._failures.clear()
     return root
@@ -33,19 +30,6 @@ def db(case):
     conn.row_factory = sqlite3.Row
     yield conn
     conn.close()
-
-
-@pytest.fixture
-def clock(monkeypatch):
-    class Clock:
-        offset = 0.0
-
-        def advance(self, seconds: float) -> None:
-            self.offset += seconds
-
-    c = Clock()
-    monkeypatch.setattr(session, "clock", lambda: time.time() + c.offset)
-    return c
 
 
 @pytest.fixture

@@ -54,13 +54,8 @@ def main(case: Path) -> int:
     browser, port = _start_chromium(work / "profile")
     try:
         page = Page(_page_ws(port))
-        for domain in ("Page", "Runtime", "Network", "DOM"):
-            page.send(f"{domain}.enable")
-        page.send("Page.navigate", url=server.url + "/")
-        page.wait_for('input[aria-label="User name"]')
-        page.type_into('input[aria-label="User name"]', USER)
-        page.type_into('input[type="password"]', PASSWORD)
-        page.click("button", "Log in")
+        page.enable()
+        page.log_in(server.url, USER, PASSWORD)
         page.wait_text("Capture dates")
         shot(page, "overview_timeline_cameras", "Capture dates")
         shot(page, "overview_map", "Places")
