@@ -96,8 +96,11 @@ def open_item(ref: ItemRef, limits: ArchiveLimits) -> BinaryIO:
         if is_last:
             return inner
         # A nested archive needs random access: materialise it in memory, bounded.
-        data = read_capped(inner, limits.max_inmemory_bytes)
-        stream.close()
+        try:
+            with inner:
+                data = read_capped(inner, limits.max_inmemory_bytes)
+        finally:
+            stream.close()
         stream = io.BytesIO(data)
     return stream
 
