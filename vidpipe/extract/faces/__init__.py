@@ -58,6 +58,16 @@ def _load(table: dict[str, str], kind: str, name: str) -> type:
     return getattr(importlib.import_module(module), cls)
 
 
+def detector_class(name: str) -> type[FaceDetector]:
+    """The class of a registered detector (imports its module, not its weights)."""
+    return _load(_DETECTORS, "detector", name)
+
+
+def embedder_class(name: str) -> type[FaceEmbedder]:
+    """The class of a registered embedder (imports its module, not its weights)."""
+    return _load(_EMBEDDERS, "embedder", name)
+
+
 def get_detector(name: str = DEFAULT_DETECTOR, device: str = "cpu", **options) -> FaceDetector:
     """A face detector by registered name; its model loads on first use."""
     return _load(_DETECTORS, "detector", name)(device=device, **options)
@@ -71,6 +81,6 @@ def get_embedder(name: str = DEFAULT_EMBEDDER, device: str = "cpu", weights: str
 
 __all__ = [
     "DEFAULT_DETECTOR", "DEFAULT_EMBEDDER", "DetectedFace", "FaceDetector", "FaceEmbedder",
-    "detector_names", "embedder_names", "get_detector", "get_embedder", "register_detector",
+    "detector_class", "detector_names", "embedder_class", "embedder_names", "get_detector", "get_embedder", "register_detector",
     "register_embedder",
 ]

@@ -1,19 +1,22 @@
 """The face plug-in contract: what a detector returns and what an embedder must do.
 
 Detectors and embedders register by name (see `vidpipe.extract.faces`); every registered plug-in
-passes the shared suite in tests/test_faces_models.py. Models load lazily on first use, so building
-a plug-in is cheap; an embedder checks at construction that its weights file exists, so a missing
-file fails the run at start-up (exit 3), not after hours of decoding.
+passes the shared suite in tests/test_faces_models.py. Both are `vidpipe.models.base.InferenceModel`s:
+models load lazily on first use (`load()`, under a lock), so building a plug-in is cheap; an
+embedder checks at construction that its weights file exists, so a missing file fails the run at
+start-up (exit 3), not after hours of decoding. Subclasses implement `_load()` and `_predict()`.
 """
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import ClassVar
 
 import numpy as np
+
+from vidpipe.models.base import InferenceModel
 
 Box = tuple[float, float, float, float]
 Point = tuple[float, float]
@@ -61,38 +64,40 @@ def as_rgb_uint8(image: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(image)
 
 
-class FaceDetector(ABC):
-    """Finds faces. Subclasses set `name`/`version` and implement `detect_batch`."""
+class FaceDetector(InferenceModel):
+    """Finds faces. Subclasses set `name`/`version` and implement `_load`, `_predict(images)` and
+    `weights_info`."""
 
-    name: ClassVar[str]
-    version: ClassVar[str]
+    role: ClassVar[str] = "face_detector"
 
-    @abstractmethod
     def detect_batch(self, images: Sequence[np.ndarray]) -> list[list[DetectedFace]]:
         """Faces in each image (RGB uint8 HxWx3; sizes may differ), one list per image, best first."""
+        return self.predict(images)
 
     @abstractmethod
-    def weights_info(self) -> dict:
-        """Provenance: {"model": ..., "weights_sha256": ..., "licence": ...} (and more where known)."""
+    def _predict(self, images: Sequence[np.ndarray]) -> list[list[DetectedFace]]:
+        """`detect_batch` with the model loaded."""
 
     def detect(self, image: np.ndarray) -> list[DetectedFace]:
         """Faces in one image."""
         return self.detect_batch([image])[0]
 
 
-class FaceEmbedder(ABC):
-    """Turns detected faces into L2-normalised vectors; higher inner product = more similar."""
+class FaceEmbedder(InferenceModel):
+    """Turns detected faces into L2-normalised vectors; higher inner product = more similar.
 
-    name: ClassVar[str]
+    Subclasses set `name`/`dim` and implement `_load`, `_predict(items)` and `weights_info`."""
+
+    role: ClassVar[str] = "face_embedder"
     dim: ClassVar[int]
 
-    @abstractmethod
     def embed_batch(self, items: Sequence[tuple[np.ndarray, Sequence[DetectedFace]]]) -> list[np.ndarray]:
         """For each (image, faces) item an (n_faces, dim) float32 array, batched across all items."""
+        return self.predict(items)
 
     @abstractmethod
-    def weights_info(self) -> dict:
-        """Provenance: {"model": ..., "weights_sha256": ..., "licence": ...} (and more where known)."""
+    def _predict(self, items: Sequence[tuple[np.ndarray, Sequence[DetectedFace]]]) -> list[np.ndarray]:
+        """`embed_batch` with the model loaded."""
 
     def embed_faces(self, image: np.ndarray, faces: Sequence[DetectedFace]) -> np.ndarray:
         """(len(faces), dim) float32, L2-normalised; the embedder does its own alignment and crop."""

@@ -26,7 +26,6 @@ the `device` argument is recorded but everything runs on the CPU.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -115,24 +114,20 @@ class DlibResNetEmbedder(FaceEmbedder):
     dim = 128
 
     def __init__(self, device: str = "cpu", weights: str | None = None, batch_size: int = BATCH_SIZE):
-        self.device = device  # recorded only: dlib-bin runs on the CPU
+        super().__init__(device)  # recorded only: dlib-bin runs on the CPU
         self.batch_size = max(1, int(batch_size))
         self._dlib = _import_dlib()  # fail at start-up (exit 3), not at the first face
         self.files = find_dlib_files(weights)
-        self._models = None
-        self._lock = threading.Lock()
 
     def _load(self):
-        with self._lock:
-            if self._models is None:
-                dlib = self._dlib
-                try:
-                    self._models = (dlib.shape_predictor(str(self.files.shape_predictor)),
-                                    dlib.face_recognition_model_v1(str(self.files.recognition)))
-                except RuntimeError as e:  # dlib's deserialisation error: a corrupt or foreign file
-                    raise MissingDependencyError(f"dlib model files could not be read ({e}); "
-                                                 f"reinstall them: {INSTALL}") from e
-        return self._models
+        """(5-point shape predictor, ResNet) read from the two .dat files."""
+        dlib = self._dlib
+        try:
+            return (dlib.shape_predictor(str(self.files.shape_predictor)),
+                    dlib.face_recognition_model_v1(str(self.files.recognition)))
+        except RuntimeError as e:  # dlib's deserialisation error: a corrupt or foreign file
+            raise MissingDependencyError(f"dlib model files could not be read ({e}); "
+                                         f"reinstall them: {INSTALL}") from e
 
     def weights_info(self) -> dict:
         info = {
@@ -161,7 +156,7 @@ class DlibResNetEmbedder(FaceEmbedder):
         if not faces:
             return []
         dlib = self._dlib
-        shape_predictor, _ = self._load()
+        shape_predictor, _ = self.load()
         h, w = image.shape[:2]
         out = []
         for f in faces:
@@ -176,7 +171,7 @@ class DlibResNetEmbedder(FaceEmbedder):
         """dlib's unnormalised 128-d descriptors of aligned chips, (n, 128) float32 (Euclidean metric)."""
         if len(chips) == 0:
             return np.zeros((0, self.dim), np.float32)
-        _, net = self._load()
+        _, net = self.load()
         out = []
         for start in range(0, len(chips), self.batch_size):
             batch = [np.ascontiguousarray(c) for c in chips[start:start + self.batch_size]]
@@ -189,7 +184,7 @@ class DlibResNetEmbedder(FaceEmbedder):
         emb /= np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
         return emb
 
-    def embed_batch(self, items: Sequence[tuple[np.ndarray, Sequence[DetectedFace]]]) -> list[np.ndarray]:
+    def _predict(self, items: Sequence[tuple[np.ndarray, Sequence[DetectedFace]]]) -> list[np.ndarray]:
         per_item = [self.chips(image, faces) for image, faces in items]
         emb = self.embed_chips([c for chips in per_item for c in chips])
         bounds = np.cumsum([0, *(len(c) for c in per_item)])

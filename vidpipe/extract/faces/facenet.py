@@ -8,7 +8,6 @@ start-up; the network itself loads on first use.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 
 import numpy as np
@@ -58,19 +57,16 @@ class FaceNetEmbedder(FaceEmbedder):
 
     def __init__(self, device: str = "cpu", weights: str | None = None, margin: float = MARGIN,
                  batch_size: int = BATCH_SIZE):
-        self.device = device
+        super().__init__(device)
         self.margin = float(margin)
         self.batch_size = max(1, int(batch_size))
-        self.weights: WeightsFile = find_facenet_weights(weights)
-        self._model = None
+        self.weights: WeightsFile = find_facenet_weights(weights)  # exit 3 now, before any decoding
         self._trained_on: str | None = None
-        self._lock = threading.Lock()
 
     def _load(self):
-        with self._lock:
-            if self._model is None:
-                self._model, self._trained_on = load_facenet(self.weights.path, self.device)
-        return self._model
+        """InceptionResnetV1 on the device (and the training set its logits name, if any)."""
+        model, self._trained_on = load_facenet(self.weights.path, self.device)
+        return model
 
     def weights_info(self) -> dict:
         info = self.weights.info()
@@ -95,7 +91,7 @@ class FaceNetEmbedder(FaceEmbedder):
             return np.zeros((0, self.dim), np.float32)
         import torch
 
-        model = self._load()
+        model = self.load()
         out = []
         with torch.inference_mode():
             for start in range(0, len(crops), self.batch_size):
@@ -105,7 +101,7 @@ class FaceNetEmbedder(FaceEmbedder):
         emb /= np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)  # model normalises; keep exact
         return emb
 
-    def embed_batch(self, items: Sequence[tuple[np.ndarray, Sequence[DetectedFace]]]) -> list[np.ndarray]:
+    def _predict(self, items: Sequence[tuple[np.ndarray, Sequence[DetectedFace]]]) -> list[np.ndarray]:
         per_item = [self.crops(image, faces) for image, faces in items]
         counts = [len(c) for c in per_item]
         if sum(counts) == 0:

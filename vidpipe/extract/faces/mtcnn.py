@@ -1,4 +1,4 @@
-"""MTCNN face detector (facenet-pytorch 2.6.0; P/R/O-net weights ship inside its wheel).
+"""MTCNN face detector (facenet-pytorch 2.5.3 or 2.6.0: same code; P/R/O-net weights ship inside its wheel).
 
 Batched across images: facenet-pytorch's `detect_face` runs one pyramid over a stack of
 same-size images. Each image is first downscaled so its longer side is at most `max_side`
@@ -9,7 +9,6 @@ landmarks are mapped back to the original image's coordinates.
 from __future__ import annotations
 
 import hashlib
-import threading
 from collections.abc import Sequence
 from importlib import metadata
 
@@ -34,33 +33,34 @@ STAGE_THRESHOLDS = (0.6, 0.7, 0.7)
 PYRAMID_FACTOR = 0.709
 # Images per forward pass; bounds memory (a 1024x768 stack of 8 is ~75 MB of float32 per pyramid level).
 BATCH_SIZE = 8
+# The model name every case has stored since the first ingest (key: MODEL_NAME@sha256[:16] of the three
+# nets). Fixed, not read from the installed facenet-pytorch: 2.5.3 and 2.6.0 ship the same detect code
+# and the same P/R/O-net bytes, and a new name would change every stored stage version (a resumed
+# ingest would redo all faces). The installed release is recorded beside it ("package").
+MODEL_NAME = "mtcnn-facenet-pytorch-2.6.0"
 
 
 class MTCNNDetector(FaceDetector):
     """MTCNN from facenet-pytorch, batched, with 5-point landmarks and quality measures."""
 
     name = "mtcnn"
-    version = "facenet-pytorch-2.6.0"
+    version = "1"  # our recipe (thresholds, downscale, batching); the package release is weights_info()["package"]
 
     def __init__(self, device: str = "cpu", min_score: float = MIN_DET_SCORE, max_side: int | None = MAX_SIDE,
                  min_face_px: int = MIN_FACE_PX, batch_size: int = BATCH_SIZE):
-        self.device = device
+        super().__init__(device)
         self.min_score = float(min_score)
         self.max_side = max_side
         self.min_face_px = int(min_face_px)
         self.batch_size = max(1, int(batch_size))
-        self._nets = None
-        self._lock = threading.Lock()
 
     def _load(self):
-        with self._lock:
-            if self._nets is None:
-                import torch
-                from facenet_pytorch.models.mtcnn import ONet, PNet, RNet
+        """(P-net, R-net, O-net) on the device; facenet-pytorch reads their weights from its wheel."""
+        import torch
+        from facenet_pytorch.models.mtcnn import ONet, PNet, RNet
 
-                nets = tuple(net().to(torch.device(self.device)).eval() for net in (PNet, RNet, ONet))
-                self._nets = nets
-        return self._nets
+        mtcnn_weight_files()  # a wheel without its data files: exit 3 naming them, not a torch error
+        return tuple(net().to(torch.device(self.device)).eval() for net in (PNet, RNet, ONet))
 
     def weights_info(self) -> dict:
         files = mtcnn_weight_files()
@@ -71,7 +71,8 @@ class MTCNNDetector(FaceDetector):
         except metadata.PackageNotFoundError:
             pkg = "unknown"
         return {
-            "model": f"mtcnn-facenet-pytorch-{pkg}",
+            "model": MODEL_NAME,
+            "package": f"facenet-pytorch-{pkg}",
             # sha256 over the hex digests of pnet, rnet, onet (in that order); per-file digests below.
             "weights_sha256": combined,
             "weights_files": {n: {"path": str(p), "sha256": digests[n]} for n, p in files.items()},
@@ -91,7 +92,7 @@ class MTCNNDetector(FaceDetector):
 
         if min(stack.shape[1:3]) < self.min_face_px:  # no pyramid level fits; detect_face would fail
             return [(np.zeros((0, 5), np.float32), np.zeros((0, 5, 2), np.float32))] * len(stack)
-        pnet, rnet, onet = self._load()
+        pnet, rnet, onet = self.load()
         with torch.inference_mode():
             boxes, points = detect_face(stack, self.min_face_px, pnet, rnet, onet, list(STAGE_THRESHOLDS),
                                         PYRAMID_FACTOR, torch.device(self.device))
@@ -99,7 +100,7 @@ class MTCNNDetector(FaceDetector):
         return [(np.asarray(b, dtype=np.float32).reshape(-1, 5), np.asarray(p, dtype=np.float32).reshape(-1, 5, 2))
                 for b, p in zip(boxes, points, strict=True)]
 
-    def detect_batch(self, images: Sequence[np.ndarray]) -> list[list[DetectedFace]]:
+    def _predict(self, images: Sequence[np.ndarray]) -> list[list[DetectedFace]]:
         return detect_in_size_groups(images, self._downscale, self._run, self._to_faces, self.batch_size)
 
     def _to_faces(self, image: np.ndarray, boxes: np.ndarray, points: np.ndarray, sx: float, sy: float

@@ -9,7 +9,6 @@ that the module really carries the ONNX weights.
 from __future__ import annotations
 
 import hashlib
-import threading
 from collections.abc import Sequence
 
 import numpy as np
@@ -50,24 +49,20 @@ class RetinaFaceDetector(FaceDetector):
 
     def __init__(self, device: str = "cpu", min_score: float = MIN_DET_SCORE, max_side: int | None = MAX_SIDE,
                  batch_size: int = BATCH_SIZE):
-        self.device = device
+        super().__init__(device)
         self.min_score = float(min_score)
         self.max_side = max_side
         self.batch_size = max(1, int(batch_size))
-        self._session = None
-        self._lock = threading.Lock()
 
     def _load(self):
-        with self._lock:
-            if self._session is None:
-                import onnxruntime as ort
+        """An onnxruntime session of the embedded ONNX model (CUDA first when asked for and present)."""
+        import onnxruntime as ort
 
-                _, _, onnx_bytes = _package()
-                providers = ["CPUExecutionProvider"]
-                if self.device.startswith("cuda") and "CUDAExecutionProvider" in ort.get_available_providers():
-                    providers.insert(0, "CUDAExecutionProvider")
-                self._session = ort.InferenceSession(onnx_bytes, providers=providers)
-        return self._session
+        _, _, onnx_bytes = _package()
+        providers = ["CPUExecutionProvider"]
+        if self.device.startswith("cuda") and "CUDAExecutionProvider" in ort.get_available_providers():
+            providers.insert(0, "CUDAExecutionProvider")
+        return ort.InferenceSession(onnx_bytes, providers=providers)
 
     def weights_info(self) -> dict:
         _, _, onnx_bytes = _package()
@@ -82,7 +77,7 @@ class RetinaFaceDetector(FaceDetector):
     def _run(self, stack: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """(boxes n x 4 xyxy, scores n, points n x 5 x 2) per image, in detection-copy pixels."""
         pre, post, _ = _package()
-        session = self._load()
+        session = self.load()
         x = pre.preprocess(stack)
         boxes, scores, pts = session.run(None, {"input": x})
         n, _, h, w = x.shape
@@ -106,7 +101,7 @@ class RetinaFaceDetector(FaceDetector):
             out.append((xyxy, np.asarray(s, np.float64).reshape(-1), np.asarray(p, np.float64).reshape(-1, 5, 2)))
         return out
 
-    def detect_batch(self, images: Sequence[np.ndarray]) -> list[list[DetectedFace]]:
+    def _predict(self, images: Sequence[np.ndarray]) -> list[list[DetectedFace]]:
         return detect_in_size_groups(images, self._downscale, self._run, self._to_faces, self.batch_size)
 
     @staticmethod

@@ -33,16 +33,21 @@ def scene_embedder_names() -> list[str]:
     return sorted(_EMBEDDERS)
 
 
-def get_scene_embedder(name: str = DEFAULT_SCENE_EMBEDDER, device: str = "cpu", weights: str | None = None,
-                       **options) -> SceneEmbedder:
-    """A scene embedder by registered name; raises MissingDependencyError now if its weights are missing."""
+def scene_embedder_class(name: str) -> type[SceneEmbedder]:
+    """The class of a registered scene embedder (imports its module, not its weights)."""
     try:
         target = _EMBEDDERS[name]
     except KeyError:
         raise ValueError(f"unknown scene embedder {name!r}; choose from {', '.join(sorted(_EMBEDDERS))}") from None
     module, _, cls = target.partition(":")
-    return getattr(importlib.import_module(module), cls)(device=device, weights=weights, **options)
+    return getattr(importlib.import_module(module), cls)
+
+
+def get_scene_embedder(name: str = DEFAULT_SCENE_EMBEDDER, device: str = "cpu", weights: str | None = None,
+                       **options) -> SceneEmbedder:
+    """A scene embedder by registered name; raises MissingDependencyError now if its weights are missing."""
+    return scene_embedder_class(name)(device=device, weights=weights, **options)
 
 
 __all__ = ["DEFAULT_SCENE_EMBEDDER", "SceneEmbedder", "expand_query", "get_scene_embedder",
-           "register_scene_embedder", "scene_embedder_names"]
+           "register_scene_embedder", "scene_embedder_class", "scene_embedder_names"]

@@ -4,44 +4,47 @@ Scene embedders register by name (see `vidpipe.extract.scenes`). A vector descri
 the people in it: the caller passes the regions to hide (body rectangles from
 `vidpipe.extract.scenes.masking.body_boxes`), and the embedder removes them from the pixels and from
 its pooling. Vectors are float32 and L2-normalised, so inner product = cosine similarity and they go
-into `indexer.float_index.FloatIndex` unchanged. Models load lazily on first use; an embedder checks
-at construction that its weights file exists, so a missing file fails a run at start-up (exit 3).
+into `indexer.float_index.FloatIndex` unchanged. Embedders are `vidpipe.models.base.InferenceModel`s:
+models load lazily on first use (`load()`, under a lock); an embedder checks at construction that
+its weights file exists, so a missing file fails a run at start-up (exit 3).
 """
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from collections.abc import Sequence
 from typing import ClassVar
 
 import numpy as np
 
+from vidpipe.models.base import InferenceModel
+
 # x1, y1, x2, y2 in the image's pixel coordinates (the same convention as face boxes).
 Box = tuple[float, float, float, float]
 
 
-class SceneEmbedder(ABC):
+class SceneEmbedder(InferenceModel):
     """Whole-image room/scene descriptors; higher inner product = more likely the same place.
 
     Subclasses set `name` (registry name), `dim` and `version` (changes whenever vectors change:
-    preprocessing, pooling or weights), and implement `embed_batch` and `weights_info`.
+    preprocessing, pooling or weights), and implement `_load`, `_predict(images, masks)` and
+    `weights_info` ({"model", "weights_path", "weights_sha256", "licence", "training_data", ...}).
     """
 
-    name: ClassVar[str]
+    role: ClassVar[str] = "scene_embedder"
     dim: ClassVar[int]
-    version: ClassVar[str]
 
-    @abstractmethod
     def embed_batch(self, images: Sequence[np.ndarray],
                     masks: Sequence[Sequence[Box] | None] | None = None) -> np.ndarray:
         """(len(images), dim) float32, L2-normalised, one row per RGB uint8 HxWx3 image (sizes may differ).
 
         masks: per image, rectangles to hide (people), or None for that image; None overall = none.
         """
+        return self.predict(images, masks)
 
     @abstractmethod
-    def weights_info(self) -> dict:
-        """Provenance: {"model", "weights_path", "weights_sha256", "licence", "training_data", ...}."""
+    def _predict(self, images: Sequence[np.ndarray], masks: Sequence[Sequence[Box] | None] | None) -> np.ndarray:
+        """`embed_batch` with the model loaded."""
 
     def embed(self, image: np.ndarray, mask: Sequence[Box] | None = None) -> np.ndarray:
         """(dim,) vector of one image."""

@@ -19,7 +19,6 @@ rendered rooms of sample_media (24 queries with a same-place match):
 from __future__ import annotations
 
 import importlib.util
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -29,6 +28,7 @@ from vidpipe.errors import MissingDependencyError
 from vidpipe.extract.faces.base import as_rgb_uint8
 from vidpipe.extract.scenes import masking
 from vidpipe.extract.scenes.base import Box, SceneEmbedder, check_masks
+from vidpipe.models.base import require_weights_file
 
 MODEL_NAME = "efficientnet-lite0"
 WEIGHTS_FILENAME = "efficientnet-lite0-57934424.pth"
@@ -163,10 +163,12 @@ class EffNetLite0SceneEmbedder(SceneEmbedder):
             raise ValueError(f"unknown pooling {pooling!r}; choose from {POOLINGS}")
         if fill not in masking.FILL_MODES:
             raise ValueError(f"unknown fill {fill!r}; choose from {masking.FILL_MODES}")
-        self.device = device
-        self._path = Path(weights).expanduser() if weights else find_weights()  # fail at start-up, not later
-        if not self._path.is_file():
-            raise MissingDependencyError(f"scene weights file not found: {self._path}")
+        super().__init__(device)
+        # Found and checked now: a missing file fails the run at start-up (exit 3), not at the first image.
+        self._path = require_weights_file(
+            weights, "EfficientNet-Lite0 scene", f"name an existing {WEIGHTS_FILENAME} (an EfficientNet-Lite0 "
+            f"state_dict), or drop the weights argument to use the packaged one ({PIP_COMMAND})",
+        ) if weights else find_weights()
         if not weights:
             check_packaged_weights(self._path)
         self.resolution, self.pooling, self.gem_p = int(resolution), pooling, float(gem_p)
@@ -175,14 +177,10 @@ class EffNetLite0SceneEmbedder(SceneEmbedder):
         pool_tag = f"gem{self.gem_p:g}" if pooling == "gem" else pooling
         self.version = (f"1:{pool_tag}@{self.resolution}x{'+'.join(f'{s:g}' for s in self.scales)}:"
                         f"fill-{fill}{':cells' if exclude_cells else ''}")
-        self._net = None
-        self._lock = threading.Lock()
 
-    def _model(self):
-        with self._lock:
-            if self._net is None:
-                self._net = load_network(self._path, self.device)
-            return self._net
+    def _load(self):
+        """The network on the device, weights loaded strictly."""
+        return load_network(self._path, self.device)
 
     def weights_info(self) -> dict:
         from vidpipe.models.weights import sha256_file
@@ -206,8 +204,8 @@ class EffNetLite0SceneEmbedder(SceneEmbedder):
         scaled = [(b[0] * sx, b[1] * sy, b[2] * sx, b[3] * sy) for b in boxes]
         return np.ascontiguousarray(x.transpose(2, 0, 1)), scaled
 
-    def embed_batch(self, images: Sequence[np.ndarray],
-                    masks: Sequence[Sequence[Box] | None] | None = None) -> np.ndarray:
+    def _predict(self, images: Sequence[np.ndarray],
+                 masks: Sequence[Sequence[Box] | None] | None = None) -> np.ndarray:
         import torch
 
         imgs = [as_rgb_uint8(im) for im in images]
@@ -215,7 +213,7 @@ class EffNetLite0SceneEmbedder(SceneEmbedder):
         out = np.zeros((len(imgs), self.dim), np.float32)
         if not imgs:
             return out
-        net = self._model()
+        net = self.load()
         for scale in self.scales:
             prepared = [self._prepare(im, b, scale) for im, b in zip(imgs, boxes)]
             # Batch images whose resized shapes agree (video keyframes, same-camera photos).
