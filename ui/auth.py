@@ -15,7 +15,7 @@ import sqlite3
 from dataclasses import dataclass
 
 from ui import passwords
-from vidpipe.store.casedb import utc_now
+from vidpipe.store.queries import users as accounts
 
 ROLES = ("examiner", "analyst", "reviewer", "admin")
 
@@ -102,10 +102,9 @@ def find_user(conn: sqlite3.Connection, name: str) -> sqlite3.Row | None:
         return None
     # The users table is small (accounts of one case): compare with casefold() in Python, which
     # folds every script, where SQLite's lower() folds ASCII only.
-    rows = [r for r in conn.execute("SELECT user_id, name, role, password_hash, disabled FROM users")
-            if name_key(r["name"]) == key]
-    exact = [r for r in rows if r["name"] == name.strip()]
-    return (exact or rows or [None])[0]
+    found = [r for r in accounts.account_rows(conn) if name_key(r["name"]) == key]
+    exact = [r for r in found if r["name"] == name.strip()]
+    return (exact or found or [None])[0]
 
 
 def add_user(conn: sqlite3.Connection, name: str, role: str, password: str) -> tuple[User | None, str | None]:
@@ -121,11 +120,10 @@ def add_user(conn: sqlite3.Connection, name: str, role: str, password: str) -> t
     if find_user(conn, name) is not None:
         return None, f"user {name!r} already exists"
     try:
-        cur = conn.execute("INSERT INTO users(name, role, password_hash, created_utc) VALUES (?,?,?,?)",
-                           (name, role, hash_password(password), utc_now()))
+        user_id = accounts.insert_account(conn, name, role, hash_password(password))
     except sqlite3.IntegrityError:
         return None, f"user {name!r} already exists"
-    return User(int(cur.lastrowid), name, role), None
+    return User(user_id, name, role), None
 
 
 def check_login(conn: sqlite3.Connection, name: str, password: str) -> tuple[User | None, str]:
@@ -149,7 +147,7 @@ def authenticate(conn: sqlite3.Connection, name: str, password: str) -> User | N
 
 def load_user(conn: sqlite3.Connection, user_id: int) -> User | None:
     """Re-read an account (role changes and disabling take effect on the next page load)."""
-    row = conn.execute("SELECT user_id, name, role, disabled FROM users WHERE user_id=?", (user_id,)).fetchone()
+    row = accounts.account_by_id(conn, user_id)
     if row is None or row["disabled"]:
         return None
     return User(int(row["user_id"]), row["name"], row["role"])
@@ -160,8 +158,7 @@ def set_disabled(conn: sqlite3.Connection, name: str, disabled: bool) -> bool:
     row = find_user(conn, name)
     if row is None:
         return False
-    cur = conn.execute("UPDATE users SET disabled=? WHERE user_id=?", (1 if disabled else 0, row["user_id"]))
-    return cur.rowcount == 1
+    return accounts.set_account_disabled(conn, row["user_id"], disabled)
 
 
 def hashed_name(conn: sqlite3.Connection, name: str) -> str:
@@ -171,10 +168,8 @@ def hashed_name(conn: sqlite3.Connection, name: str) -> str:
     one mistyped name can be grouped, but what was typed (often a password, typed into the name
     field) cannot be read back, nor checked against a word list without the key.
     """
-    conn.execute("INSERT OR IGNORE INTO ui_secrets(name, secret, created_utc) VALUES ('name_hmac', ?, ?)",
-                 (secrets.token_bytes(32), utc_now()))
-    key = conn.execute("SELECT secret FROM ui_secrets WHERE name='name_hmac'").fetchone()[0]
-    return "hmac:" + hmac.new(bytes(key), name_key(name).encode("utf-8"), hashlib.sha256).hexdigest()[:32]
+    key = accounts.name_hmac_key(conn)
+    return "hmac:" + hmac.new(key, name_key(name).encode("utf-8"), hashlib.sha256).hexdigest()[:32]
 
 
 @dataclass(frozen=True)
@@ -209,11 +204,8 @@ def prefs_problem(prefs: Prefs) -> str | None:
 
 def load_prefs(conn: sqlite3.Connection, user_id: int) -> Prefs:
     """The user's settings, or the defaults."""
-    row = conn.execute("SELECT blur_share, reveal_s, break_every, break_minutes FROM user_prefs WHERE user_id=?",
-                       (user_id,)).fetchone()
-    if row is None:
-        return Prefs()
-    return Prefs(float(row[0]), int(row[1]), int(row[2]), int(row[3]))
+    row = accounts.prefs_row(conn, user_id)
+    return Prefs() if row is None else Prefs(*row)
 
 
 def save_prefs(conn: sqlite3.Connection, user_id: int, prefs: Prefs) -> str | None:
@@ -221,14 +213,10 @@ def save_prefs(conn: sqlite3.Connection, user_id: int, prefs: Prefs) -> str | No
     problem = prefs_problem(prefs)
     if problem:
         return problem
-    conn.execute("INSERT INTO user_prefs(user_id, blur_share, reveal_s, break_every, break_minutes, updated_utc) "
-                 "VALUES (?,?,?,?,?,?) ON CONFLICT(user_id) DO UPDATE SET blur_share=excluded.blur_share, "
-                 "reveal_s=excluded.reveal_s, break_every=excluded.break_every, "
-                 "break_minutes=excluded.break_minutes, updated_utc=excluded.updated_utc",
-                 (user_id, prefs.blur_share, prefs.reveal_s, prefs.break_every, prefs.break_minutes, utc_now()))
+    accounts.save_prefs_row(conn, user_id, prefs.blur_share, prefs.reveal_s, prefs.break_every, prefs.break_minutes)
     return None
 
 
 def list_users(conn: sqlite3.Connection) -> list[dict]:
     """Every account without its password hash."""
-    return [dict(r) for r in conn.execute("SELECT name, role, created_utc, disabled FROM users ORDER BY name")]
+    return accounts.account_list(conn)

@@ -96,7 +96,7 @@ def score_histogram(scores: Iterable[float | None], threshold: float | None) -> 
 # -- calibration -----------------------------------------------------------------------------
 
 def roc_points(detail: Mapping | None) -> list[dict]:
-    """(threshold, far, frr) points from a calibration's stored detail (indexer/calibrate.py)."""
+    """(threshold, far, frr) points from a calibration's stored detail (vidpipe/search/calibrate.py)."""
     if not detail:
         return []
     points = [*(detail.get("grid") or []), *(detail.get("at_far") or [])]

@@ -22,6 +22,8 @@ from vidpipe import __version__
 from vidpipe.reporting.export import csv_cell
 from vidpipe.store import audit, decision_log
 from vidpipe.store.casedb import utc_now
+from vidpipe.store.queries.media import media_hashes
+from vidpipe.store.queries.paths import paths_of
 
 FORMATS = {"csv": "text/csv", "json": "application/json", "html": "text/html", "vics": "application/json"}
 # Project VIC data model 2.0 (US) OData context, as Project VIC tools write it (cf. GLEAPP projectvic.py).
@@ -51,11 +53,9 @@ def decision_records(conn: sqlite3.Connection, case_root: Path) -> list[dict[str
     for d in decision_log.read_decisions(conn):
         sha = d["media_sha256"]
         if sha not in media:
-            media[sha] = conn.execute("SELECT md5, sha1, size, mime, kind FROM media WHERE sha256=?",
-                                      (sha,)).fetchone() or {k: None for k in ("md5", "sha1", "size", "mime", "kind")}
+            media[sha] = media_hashes(conn, sha) or {k: None for k in ("md5", "sha1", "size", "mime", "kind")}
         m = media[sha]
-        paths = [r[0] for r in conn.execute("SELECT locator FROM items WHERE sha256=? ORDER BY locator_bytes",
-                                            (sha,))]
+        paths = paths_of(conn, sha)
         qpath = query_file(case_root, d["query_sha256"])
         records.append({
             "decision_id": d["decision_id"], "decided_utc": d["decided_utc"], "reviewer": d["reviewer"],

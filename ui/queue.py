@@ -22,6 +22,8 @@ from ui.auth import User, can
 from ui.decisions import Candidate
 from vidpipe.store import audit
 from vidpipe.store.casedb import transaction, utc_now
+from vidpipe.store.queries import review as queue_rows
+from vidpipe.store.queries.media import still_faces
 
 CLAIM_TTL_S = 15 * 60  # as long as the idle logout: a claim outlives no session
 MATCH_IOU = 0.5        # a query face box is a case face when their boxes overlap this much
@@ -83,11 +85,10 @@ def query_face_id(conn: sqlite3.Connection, cand: Candidate, given: int | None =
     if cand.mode != "face" or cand.query_box is None:
         return None
     best, best_iou = None, MATCH_IOU
-    for r in conn.execute("SELECT face_id, x1, y1, x2, y2 FROM faces WHERE sha256=? AND frame_key=''",
-                          (cand.query_sha256,)):
-        overlap = _iou(tuple(cand.query_box), (r["x1"], r["y1"], r["x2"], r["y2"]))
+    for face_id, box in still_faces(conn, cand.query_sha256):
+        overlap = _iou(tuple(cand.query_box), box)
         if overlap >= best_iou:
-            best, best_iou = int(r["face_id"]), overlap
+            best, best_iou = face_id, overlap
     return best
 
 
@@ -108,17 +109,15 @@ def enqueue(conn: sqlite3.Connection, user: User, cands: list[Candidate],
         for c in cands:
             qfid = query_face_id(conn, c, (query_face_ids or {}).get(c.query_face) if c.query_face is not None
                                  else None)
-            cur = conn.execute(
-                "INSERT OR IGNORE INTO review_queue(item_key, query_sha256, query_path, query_label, query_kind, "
-                "query_face, query_box, query_face_id, mode, media_sha256, media_path, kind, video_time_s, box, "
-                "face_id, score, threshold, rank, above_threshold, sent_by, sent_utc) "
-                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (f"{c.mode}:{c.key}", c.query_sha256, c.query_path, c.query_label, c.query_kind, c.query_face,
-                 json.dumps(list(c.query_box)) if c.query_box else None, qfid, c.mode, c.media_sha256, c.media_path,
-                 c.kind, c.video_time_s, json.dumps(list(c.box)) if c.box else None, c.face_id, c.score, c.threshold,
-                 c.rank, None if c.above_threshold is None else int(c.above_threshold), user.name, now))
-            if cur.rowcount:
-                new.append(int(cur.lastrowid))
+            values = {name: getattr(c, name) for name in queue_rows.QUEUE_COLUMNS if name in _CAND_FIELDS}
+            values.update(item_key=f"{c.mode}:{c.key}", query_face_id=qfid,
+                          query_box=json.dumps(list(c.query_box)) if c.query_box else None,
+                          box=json.dumps(list(c.box)) if c.box else None,
+                          above_threshold=None if c.above_threshold is None else int(c.above_threshold),
+                          sent_by=user.name, sent_utc=now)
+            item_id = queue_rows.insert_queue_item(conn, values)
+            if item_id is not None:
+                new.append(item_id)
         if new:
             audit.append(conn, user.name, "queue_add", cands[0].query_sha256,
                          {"items": new, "mode": cands[0].mode, "offered": len(cands)})
@@ -127,26 +126,26 @@ def enqueue(conn: sqlite3.Connection, user: User, cands: list[Candidate],
 
 def get(conn: sqlite3.Connection, item_id: int) -> QueueItem | None:
     """The queue item ``item_id``, or None."""
-    row = conn.execute("SELECT * FROM review_queue WHERE item_id=?", (item_id,)).fetchone()
+    row = queue_rows.queue_row(conn, item_id)
     return _row_to_item(row) if row else None
 
 
 def queued_keys(conn: sqlite3.Connection) -> set[str]:
     """The ``mode:candidate key`` of every open item (to mark search results already waiting)."""
-    return {r[0] for r in conn.execute("SELECT item_key FROM review_queue WHERE state='open'")}
+    return set(queue_rows.open_item_ids(conn))
 
 
 def _user_order(conn: sqlite3.Connection, user: User | None):
     """The sort key of ``user``'s order: their own skips last, then score order."""
     skipped = set()
     if user is not None:
-        skipped = {r[0] for r in conn.execute("SELECT item_id FROM review_skips WHERE reviewer=?", (user.name,))}
+        skipped = queue_rows.skipped_item_ids(conn, user.name)
     return lambda it: (it.item_id in skipped, *_order_key(it))
 
 
 def open_items(conn: sqlite3.Connection, user: User | None = None) -> list[QueueItem]:
     """The open items in the order ``user`` works them: score order, their own skips last."""
-    items = [_row_to_item(r) for r in conn.execute("SELECT * FROM review_queue WHERE state='open'")]
+    items = [_row_to_item(r) for r in queue_rows.open_queue_rows(conn)]
     return sorted(items, key=_user_order(conn, user))
 
 
@@ -184,12 +183,9 @@ def claim(conn: sqlite3.Connection, user: User, item_id: int) -> tuple[QueueItem
         item, error = workable(conn, user, item_id)
         if item is None:
             return None, error
-        conn.execute("UPDATE review_queue SET claimed_by=NULL, claimed_utc=NULL WHERE claimed_by=? AND item_id<>? "
-                     "AND state='open'", (user.name, item_id))
         if item.claimed_by != user.name:
             audit.append(conn, user.name, "queue_claim", item.cand.media_sha256, {"item_id": item_id})
-        conn.execute("UPDATE review_queue SET claimed_by=?, claimed_utc=? WHERE item_id=?",
-                     (user.name, utc_now(), item_id))
+        queue_rows.set_claim(conn, item_id, user.name)  # and releases the reviewer's other claims
     return get(conn, item_id), None
 
 
@@ -222,10 +218,7 @@ def skip(conn: sqlite3.Connection, user: User, item_id: int) -> QueueItem | None
     if not can(user.role, "decide"):
         return None
     with transaction(conn):
-        conn.execute("INSERT OR REPLACE INTO review_skips(item_id, reviewer, skipped_utc) VALUES (?,?,?)",
-                     (item_id, user.name, utc_now()))
-        conn.execute("UPDATE review_queue SET claimed_by=NULL, claimed_utc=NULL WHERE item_id=? AND claimed_by=?",
-                     (item_id, user.name))
+        queue_rows.record_skip(conn, item_id, user.name)
         audit.append(conn, user.name, "queue_skip", None, {"item_id": item_id})
     return next_item(conn, user, after=item_id)
 
@@ -233,8 +226,7 @@ def skip(conn: sqlite3.Connection, user: User, item_id: int) -> QueueItem | None
 def mark_done(conn: sqlite3.Connection, user: User, item_id: int, decision_id: int) -> None:
     """Close an item with the decision that settled it (inside the caller's transaction if any)."""
     with transaction(conn):
-        conn.execute("UPDATE review_queue SET state='done', decision_id=?, done_by=?, done_utc=?, claimed_by=NULL, "
-                     "claimed_utc=NULL WHERE item_id=? AND state='open'", (decision_id, user.name, utc_now(), item_id))
+        queue_rows.close_queue_item(conn, item_id, decision_id, user.name)
 
 
 def summary_rows(items: list[QueueItem], current: int | None = None) -> list[dict[str, Any]]:

@@ -25,16 +25,17 @@ from ui.decisions import Candidate, record_decision
 from ui.queue import QueueItem, mark_done, workable
 from vidpipe.people.store import add_constraint
 from vidpipe.store import audit
-from vidpipe.store.casedb import transaction, utc_now
+from vidpipe.store.casedb import transaction
 from vidpipe.store.decision_log import read_decisions
+from vidpipe.store.queries.decisions import add_overrule, has_revealed, overruled_by
+from vidpipe.store.queries.review import open_item_ids
 
 OPPOSITE = {"confirmed": "rejected", "rejected": "confirmed"}
 
 
 def revealed_by(conn: sqlite3.Connection, user: User, sha256: str) -> bool:
     """Whether ``user`` has ever revealed a picture of ``sha256`` (an audit ``reveal`` entry)."""
-    return conn.execute("SELECT 1 FROM audit WHERE action='reveal' AND actor=? AND target=? LIMIT 1",
-                        (user.name, sha256)).fetchone() is not None
+    return has_revealed(conn, user.name, sha256)
 
 
 def unseen(conn: sqlite3.Connection, user: User, cand: Candidate) -> list[str]:
@@ -50,8 +51,7 @@ def pair_decisions(conn: sqlite3.Connection, cand: Candidate) -> list[dict[str, 
                           "AND d.face_id IS ? AND d.video_time_s IS ?",
                           (cand.mode, cand.query_sha256, cand.query_face, cand.media_sha256, cand.face_id,
                            cand.video_time_s))
-    overruled = dict(conn.execute("SELECT overruled_id, MIN(decision_id) FROM decision_overrules "
-                                  "GROUP BY overruled_id").fetchall()) if rows else {}
+    overruled = overruled_by(conn) if rows else {}
     return [{**r, "overruled_by": overruled.get(r["decision_id"])} for r in rows]
 
 
@@ -115,8 +115,7 @@ def _decide(conn: sqlite3.Connection, user: User, cand: Candidate, decision: str
         if error:
             return None, error
         for d in against:
-            conn.execute("INSERT INTO decision_overrules(decision_id, overruled_id, reviewer, reason, created_utc) "
-                         "VALUES (?,?,?,?,?)", (decision_id, d["decision_id"], user.name, overrule_reason, utc_now()))
+            add_overrule(conn, decision_id, d["decision_id"], user.name, overrule_reason)
         if item is not None:
             mark_done(conn, user, item.item_id, decision_id)
             if decision == "rejected":
@@ -152,8 +151,7 @@ def bulk_reject_below(conn: sqlite3.Connection, user: User, cands: list[Candidat
     below = [c for c in cands if c.threshold is not None and c.score is not None and c.score < c.threshold]
     if not below:
         return [], [], "no result is below the threshold"
-    open_by_key = {r["item_key"]: r["item_id"] for r in
-                   conn.execute("SELECT item_key, item_id FROM review_queue WHERE state='open'")}
+    open_by_key = open_item_ids(conn)
     ids, skipped = [], []
     for c in below:
         standing = [d for d in pair_decisions(conn, c)

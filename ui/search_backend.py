@@ -1,4 +1,4 @@
-"""The UI's side of search: keeping the uploaded query photo, and calling the indexer's search API.
+"""The UI's side of search: keeping the uploaded query photo, and calling the search API (`vidpipe.search.api`).
 
 The query is the only file a user can upload. It is size-capped, sniffed by content (never by
 name), checked against the decoder allowlist, and kept as ``CASE/queries/<sha256>.<ext>`` so a
@@ -71,26 +71,26 @@ def save_query(case_root: Path, data: bytes, mode: str) -> tuple[Query | None, s
 
 
 def search_unavailable() -> str | None:
-    """Why search cannot run (the indexer's search module is missing), or None when it can."""
+    """Why search cannot run (the search module is missing), or None when it can."""
     try:
-        from indexer import search as _search  # noqa: F401
+        from vidpipe.search import api as _search  # noqa: F401
     except ImportError as exc:
-        return f"Search is not available in this installation: indexer.search could not be imported ({exc})."
+        return f"Search is not available in this installation: vidpipe.search.api could not be imported ({exc})."
     return None
 
 
 def run_search(case_root: Path, query: Query, mode: str, top_k: int) -> tuple[dict[str, Any] | None, str | None]:
-    """Call ``indexer.search.search``; ``(result JSON, None)`` or ``(None, message)``."""
+    """Call ``vidpipe.search.api.search``; ``(result JSON, None)`` or ``(None, message)``."""
     problem = search_unavailable()
     if problem:
         return None, problem
-    from indexer import search as search_module
+    from vidpipe.search import api as search_module
 
     kwargs = {}
     try:
         parameters = inspect.signature(search_module.search).parameters
         if mode == "face" and "models" in parameters:
-            kwargs["models"] = _load_face_models(search_module, case_root)
+            kwargs["models"] = _load_face_models(case_root)
         if mode == "scene" and "scene_models" in parameters:
             kwargs["scene_models"] = _load_scene_models()
         result = search_module.search(case_root, query.path, mode, top_k=top_k, **kwargs)
@@ -102,12 +102,13 @@ def run_search(case_root: Path, query: Query, mode: str, top_k: int) -> tuple[di
     return result, None
 
 
-def _load_face_models(search_module: Any, case_root: Path) -> Any:
+def _load_face_models(case_root: Path) -> Any:
     """The face detector and the embedder the case was made with, loaded on first use and kept for
     the server's lifetime (one server serves one case)."""
     with _models_lock:
         if not _face_models:
-            from indexer.build import face_model_keys
+            from vidpipe.search.build import face_model_keys
+            from vidpipe.search.faces import load_face_models
             from vidpipe.store.casedb import open_case_readonly
 
             _, conn = open_case_readonly(case_root)
@@ -115,13 +116,13 @@ def _load_face_models(search_module: Any, case_root: Path) -> Any:
                 keys = face_model_keys(conn)
             finally:
                 conn.close()
-            _face_models.append(search_module.load_face_models(model_keys=keys))
+            _face_models.append(load_face_models(model_keys=keys))
         return _face_models[0]
 
 
 def _load_scene_models() -> Any:
     """The scene embedder and the detector that masks people, loaded once per server process."""
-    from indexer.scene_search import load_scene_models
+    from vidpipe.search.scenes import load_scene_models
 
     with _models_lock:
         if not _scene_models:

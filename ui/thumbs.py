@@ -21,6 +21,8 @@ from pathlib import Path
 
 from PIL import Image
 
+from vidpipe.store.queries.paths import first_source
+
 THUMB_MAX_SIDE = 320   # the issue's bound for thumbnails
 CROP_MAX_SIDE = 160    # face crops for face-only review
 ZOOM_MAX_SIDE = 1280   # the bigger derivative a reviewer opens on demand (zoom dialog), same sandbox
@@ -57,8 +59,7 @@ class Thumb:
 def request_for_media(conn: sqlite3.Connection, sha256: str, video_time_s: float | None = None,
                       box: tuple[float, float, float, float] | None = None) -> ThumbRequest | None:
     """The request for a media item of the case (its first path), or None when it has no image."""
-    row = conn.execute("SELECT m.label, m.kind, i.ref FROM media m JOIN items i ON i.sha256 = m.sha256 "
-                       "WHERE m.sha256=? ORDER BY i.locator_bytes LIMIT 1", (sha256,)).fetchone()
+    row = first_source(conn, sha256)
     if row is None or row["kind"] not in ("image", "video"):
         return None
     return ThumbRequest(_key(sha256, video_time_s, box), bytes(row["ref"]), row["label"], row["kind"],

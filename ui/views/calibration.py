@@ -1,6 +1,6 @@
 """Calibration: the thresholds stored in the case, each with its ROC curve and chosen operating point.
 
-The numbers come from ``vidpipe calibrate faces`` (indexer/calibrate.py), which stores the
+The numbers come from ``vidpipe calibrate faces`` (vidpipe/search/calibrate.py), which stores the
 measured error rates and the ROC points in the ``calibrations`` table.
 """
 
@@ -12,11 +12,12 @@ import streamlit as st
 
 from ui import charts, session
 from ui.view import esc
+from vidpipe.store.queries.calibrations import all_calibrations
 
 session.require("view")
 conn = session.conn()
 st.title("Calibration")
-rows = [dict(r) for r in conn.execute("SELECT * FROM calibrations ORDER BY active DESC, calibration_id DESC")]
+rows = all_calibrations(conn)
 if not rows:
     st.info("No calibration in this case yet. `vidpipe calibrate faces --case DIR --labels CSV` measures the face "
             "threshold on labelled photos; until then searches use the documented default thresholds.")

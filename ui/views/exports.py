@@ -10,6 +10,7 @@ from ui.thumbs import ensure_thumbs, request_for_file, request_for_media
 from ui.view import esc, render
 from vidpipe.filetype import SNIFF_BYTES, sniff
 from vidpipe.store import decision_log
+from vidpipe.store.queries.media import face_box
 
 NAMES = {"csv": "CSV", "json": "JSON", "html": "HTML report (self-contained)", "vics": "Project VIC-style JSON"}
 
@@ -43,9 +44,8 @@ def _images() -> dict[int, tuple[bytes | None, bytes | None]]:
             q_req = request_for_file(qpath, r["query"]["sha256"], ftype.label, ftype.kind,
                                      0.0 if ftype.kind == "video" else None)
         c_req = request_for_media(conn, r["candidate"]["sha256"], r["candidate"]["video_time_s"])
-        face = conn.execute("SELECT x1, y1, x2, y2 FROM faces WHERE face_id=?",
-                            (r["candidate"]["face_id"],)).fetchone() if r["candidate"]["face_id"] else None
-        pairs[r["decision_id"]] = (q_req, c_req, [tuple(face)] if face else [])
+        face = face_box(conn, r["candidate"]["face_id"]) if r["candidate"]["face_id"] else None
+        pairs[r["decision_id"]] = (q_req, c_req, [face] if face else [])
         requests += [x for x in (q_req, c_req) if x]
     thumbs = ensure_thumbs(paths.thumbs, requests)
     out = {}

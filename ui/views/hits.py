@@ -10,26 +10,21 @@ import streamlit as st
 
 from ui import session
 from ui.view import esc
+from vidpipe.store.queries.hits import hash_lists, positive_hits, suppressed_hit_count
 
 user = session.require("view")
 conn = session.conn()
 st.title("Known-hash hits")
 
-lists = conn.execute("SELECT name, negative, entries, imported_utc, source_path FROM hashlists "
-                     "ORDER BY imported_utc").fetchall()
+lists = hash_lists(conn)
 if not lists:
     st.info("No hash list imported in this case (vidpipe hashlist import FILE --case DIR).")
     st.stop()
 st.table([{"list": r["name"], "kind": "negative (known false positives)" if r["negative"] else "positive",
            "entries": r["entries"], "imported (UTC)": r["imported_utc"][:19].replace("T", " ")} for r in lists])
 
-rows = conn.execute(
-    "SELECT h.sha256, l.name AS list, h.category, h.match, h.distance, "
-    "(SELECT i.locator FROM items i WHERE i.sha256 = h.sha256 ORDER BY i.locator_bytes LIMIT 1) AS path "
-    "FROM hashlist_hits h JOIN hashlists l ON l.list_id = h.list_id "
-    "WHERE h.suppressed = 0 AND l.negative = 0 ORDER BY l.name, h.match, h.distance, h.sha256").fetchall()
-suppressed = conn.execute("SELECT COUNT(*) FROM hashlist_hits h JOIN hashlists l ON l.list_id = h.list_id "
-                          "WHERE h.suppressed = 1 AND l.negative = 0").fetchone()[0]
+rows = positive_hits(conn)
+suppressed = suppressed_hit_count(conn)
 st.subheader(f"{len(rows)} hits" + (f" ({suppressed} suppressed by a negative list)" if suppressed else ""))
 st.caption("Exact hits (md5, sha1, sha256) are identical files; PDQ hits are visually similar at Hamming "
            "distance ≤ 31 of 256 bits (Meta's threshold) and are candidates for a reviewer, not findings.")

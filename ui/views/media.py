@@ -10,6 +10,7 @@ import streamlit as st
 from ui import charts, session, view
 from ui.decisions import decisions_for_media
 from ui.thumbs import ensure_thumbs, request_for_media
+from vidpipe.store.queries.media import faces_of_media, find_media, keyframes, path_statuses, signals_of
 
 user = session.require("view")
 conn = session.conn()
@@ -20,15 +21,13 @@ typed = st.text_input("SHA-256, MD5 or SHA-1 of the item", value=default, key="m
 if not typed:
     st.info("Enter a hash, or open an item from the search results.")
     st.stop()
-media = conn.execute("SELECT * FROM media WHERE sha256=? OR md5=? OR sha1=?", (typed, typed, typed)).fetchone()
+media = find_media(conn, typed)
 if media is None:
     st.warning("No media item with that hash in this case.")
     st.stop()
 sha = media["sha256"]
 
-faces = [dict(r) for r in conn.execute(
-    "SELECT face_id, face_index, video_time_s, x1, y1, x2, y2, det_score, size_px, sharpness FROM faces "
-    "WHERE sha256=? ORDER BY video_time_s, face_index", (sha,))]
+faces = faces_of_media(conn, sha)
 image_faces = [(f["x1"], f["y1"], f["x2"], f["y2"]) for f in faces if f["video_time_s"] is None]
 req = request_for_media(conn, sha, 0.0 if media["kind"] == "video" else None)
 thumbs = ensure_thumbs(session.case_paths().thumbs, [req]) if req else {}
@@ -42,17 +41,14 @@ with right:
     st.markdown(f"**Status:** {view.esc(media['status'])}" + (f" ({view.esc(media['reason'])})" if media["reason"] else ""))
     st.markdown(f"**Type:** {view.esc(media['mime'])} ({view.esc(media['kind'])}) · **Size:** {media['size']:,} bytes")
     st.markdown("**Hashes**")
-    signals = {r["signal"]: (r["value"], r["quality"]) for r in
-               conn.execute("SELECT signal, value, quality FROM signals WHERE sha256=?", (sha,))}
+    signals = signals_of(conn, sha)
     lines = [f"SHA-256  {sha}", f"SHA-1    {media['sha1']}", f"MD5      {media['md5']}"]
     lines += [f"{name:<8} {value}" + (f"  (quality {quality})" if quality is not None else "")
               for name, (value, quality) in sorted(signals.items())]
     st.code("\n".join(lines), language=None)
 
 st.subheader("Paths")
-paths = [dict(r) for r in conn.execute(
-    "SELECT s.locator, s.status, s.reason FROM item_status s JOIN items i ON i.item_id = s.item_id "
-    "WHERE s.sha256=? ORDER BY i.locator_bytes", (sha,))]
+paths = path_statuses(conn, sha)
 st.dataframe(paths, hide_index=True, width="stretch")
 
 exif = json.loads(media["exif"]) if media["exif"] else None
@@ -71,8 +67,7 @@ else:
 
 if media["kind"] == "video":
     # The keyframe strip: one blurred cell per keyframe (shot starts and interval frames), at most 12.
-    frames = conn.execute("SELECT time_s, shot_id, reason FROM frames WHERE sha256=? ORDER BY time_s LIMIT 12",
-                          (sha,)).fetchall()
+    frames = keyframes(conn, sha, limit=12)
     st.subheader(f"Keyframes ({len(frames)} shown)")
     if frames:
         requests = [request_for_media(conn, sha, round(f["time_s"], 3)) for f in frames]

@@ -11,6 +11,7 @@ from ui import charts, session
 from ui.view import esc
 from vidpipe.reporting.report import case_report
 from vidpipe.store import audit
+from vidpipe.store.queries.overview import camera_rows, capture_hours, decision_count, face_count, gps_places
 
 
 def _when(ts: str | None) -> str:
@@ -23,17 +24,13 @@ MAP_MAX_POINTS = 5000  # distinct places drawn; more would slow every browser th
 def _pictures(c) -> None:
     """Timeline, cameras and map of the case, grouped in SQL (a case may hold millions of items)."""
     st.subheader("Capture dates")
-    hours = c.execute("SELECT substr(json_extract(exif, '$.datetime_original'), 1, 13) || ':00:00' AS hour, "
-                      "COUNT(*) AS n FROM media WHERE json_valid(exif) GROUP BY hour").fetchall()
+    hours = capture_hours(c)
     undated = sum(h["n"] for h in hours if charts.exif_datetime(h["hour"]) is None)
     charts.show(charts.timeline_chart([h["hour"] for h in hours], [h["n"] for h in hours]))
     st.caption("Times are each camera's own clock as recorded (EXIF DateTimeOriginal), without a time zone."
                + (f" {undated} item(s) with EXIF but no usable capture date are not shown." if undated else ""))
     st.subheader("Cameras and serials")
-    cams = [dict(r) for r in c.execute(
-        "SELECT coalesce(json_extract(exif, '$.make'), '') AS make, coalesce(json_extract(exif, '$.model'), '') "
-        "AS model, coalesce(json_extract(exif, '$.serial'), '') AS serial, COUNT(*) AS items FROM media "
-        "WHERE json_valid(exif) GROUP BY 1, 2, 3")]
+    cams = camera_rows(c)
     counts = charts.camera_counts(cams, [r["items"] for r in cams])
     charts.show(charts.camera_chart(counts))
     if counts:
@@ -41,10 +38,7 @@ def _pictures(c) -> None:
             st.dataframe(counts, hide_index=True, width="stretch")
     st.subheader("Places")
     # Positions rounded to 1e-4 degree (about 11 m) and counted, so a large case stays one chart.
-    spots = c.execute(
-        "SELECT round(json_extract(exif, '$.gps.lat'), 4) AS lat, round(json_extract(exif, '$.gps.lon'), 4) AS lon, "
-        "COUNT(*) AS n FROM media WHERE json_valid(exif) AND json_extract(exif, '$.gps.lat') IS NOT NULL "
-        "GROUP BY 1, 2 ORDER BY n DESC LIMIT ?", (MAP_MAX_POINTS,)).fetchall()
+    spots = gps_places(c, MAP_MAX_POINTS)
     charts.show(charts.gps_map_chart([{"lat": r["lat"], "lon": r["lon"], "label": f"{r['n']} item(s)"}
                                       for r in spots]), width="content")
     if len(spots) == MAP_MAX_POINTS:
@@ -63,8 +57,8 @@ cols[0].metric("Items", rep["items"])
 for col, status in zip(cols[1:], ("ok", "partial", "failed", "skipped"), strict=True):
     col.metric(status.capitalize(), sum(by_status.get(status, {}).values()))
 kinds = rep["media_by_kind"]
-faces = conn.execute("SELECT COUNT(*) FROM faces").fetchone()[0]
-decisions = conn.execute("SELECT COUNT(*) FROM decisions").fetchone()[0]
+faces = face_count(conn)
+decisions = decision_count(conn)
 st.write(f"Media: {', '.join(f'{k} {v}' for k, v in sorted(kinds.items())) or 'none'} · faces {faces} · "
          f"decisions {decisions} · with GPS {rep['with_gps']} · extension mismatches {rep['extension_mismatches']}")
 

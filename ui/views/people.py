@@ -20,6 +20,8 @@ from ui.view import esc
 from vidpipe.errors import VidpipeError
 from vidpipe.people.store import add_constraint, run_clustering
 from vidpipe.store import audit
+from vidpipe.store.queries.overview import face_count
+from vidpipe.store.queries.people import faces_by_id, latest_clustering, person_members, person_sizes
 
 GRID_COLUMNS = 6
 MAX_PERSONS_SHOWN = 24  # per page, largest first; each is one face crop made in a sandboxed worker
@@ -71,7 +73,7 @@ user = session.require("view")
 conn = session.conn()
 st.title("People")
 
-if conn.execute("SELECT COUNT(*) FROM faces").fetchone()[0] == 0:
+if face_count(conn) == 0:
     st.info("No faces in this case yet.")
     st.stop()
 
@@ -87,37 +89,29 @@ def _recluster() -> dict | None:
     return summary
 
 
-last = conn.execute("SELECT * FROM clusterings ORDER BY clustering_id DESC LIMIT 1").fetchone()
+last = latest_clustering(conn)
 if last is None or st.button("Re-cluster now", key="recluster", disabled=not can(user.role, "decide")):
     if can(user.role, "decide") or last is None:
         _recluster()
-        last = conn.execute("SELECT * FROM clusterings ORDER BY clustering_id DESC LIMIT 1").fetchone()
+        last = latest_clustering(conn)
 if last is not None:
     st.caption(f"Clustering #{last['clustering_id']}: {last['faces']} faces → {last['persons']} persons at cosine "
                f"≥ {last['threshold']:.3f}, {esc(threshold_words(last['threshold_source']))}")
 
-persons = conn.execute(
-    "SELECT fp.person_id, COUNT(*) AS faces, COUNT(DISTINCT f.sha256) AS files FROM face_person fp "
-    "JOIN faces f ON f.face_id = fp.face_id GROUP BY fp.person_id ORDER BY faces DESC, fp.person_id").fetchall()
+persons = person_sizes(conn)
 st.table([{"person": p["person_id"], "faces": p["faces"], "appears in files": p["files"]} for p in persons])
 st.subheader("Persons")
 pages = max(1, -(-len(persons) // MAX_PERSONS_SHOWN))
 page = st.number_input(f"Page (of {pages}, largest persons first)", 1, pages, 1, key="person_page") if pages > 1 else 1
 shown = persons[(page - 1) * MAX_PERSONS_SHOWN:page * MAX_PERSONS_SHOWN]
 # Each person by their own face: the face whose id names the person (the cluster's first face).
-marks = ",".join("?" * len(shown))
-faces_of = {r["face_id"]: r for r in conn.execute(
-    f"SELECT face_id, sha256, video_time_s, x1, y1, x2, y2 FROM faces WHERE face_id IN ({marks})",
-    [p["person_id"] for p in shown])}
+faces_of = faces_by_id(conn, [p["person_id"] for p in shown])
 face_grid([faces_of[p["person_id"]] for p in shown if p["person_id"] in faces_of],
           [f"person {p['person_id']} · {p['faces']} face(s) · {p['files']} file(s)" for p in shown
            if p["person_id"] in faces_of], "p")
 
 chosen = st.selectbox("Person", [p["person_id"] for p in persons], key="person_pick")
-members = conn.execute(
-    "SELECT f.face_id, f.sha256, f.video_time_s, f.det_score, f.x1, f.y1, f.x2, f.y2, (SELECT i.locator FROM items i "
-    "WHERE i.sha256 = f.sha256 ORDER BY i.locator_bytes LIMIT 1) AS path FROM face_person fp "
-    "JOIN faces f ON f.face_id = fp.face_id WHERE fp.person_id = ? ORDER BY f.face_id", (chosen,)).fetchall()
+members = person_members(conn, chosen)
 st.subheader(f"Faces of person {chosen}")
 face_grid(members[:MAX_FACES_SHOWN], [f"face {m['face_id']}" + (f" · t={m['video_time_s']:.2f}s"
                                                                   if m["video_time_s"] is not None else "")

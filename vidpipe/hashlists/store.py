@@ -18,7 +18,7 @@ from typing import Any
 
 from vidpipe.errors import UsageError
 from vidpipe.hashlists.parse import BadRow, ListEntry, Row
-from vidpipe.store.casedb import utc_now
+from vidpipe.store.casedb import transaction, utc_now
 
 BATCH = 20_000          # rows per executemany: bounded memory for lists of millions of entries
 MAX_BAD_EXAMPLES = 20   # bad rows named in the result; the rest are only counted
@@ -45,7 +45,7 @@ class _ListSlot:
 
 def import_rows(conn: sqlite3.Connection, rows: Iterable[Row], *, source_path: Path, source_sha256: str,
                 negative: bool, categories: dict[str, str] | None = None) -> dict[str, Any]:
-    """Store every valid row in one transaction and return what happened.
+    """Store every valid row in one transaction (the caller's, when one is open) and return what happened.
 
     Returns ``{"source", "rows", "imported", "bad_rows", "bad_reasons", "bad_examples", "lists"}``;
     ``lists`` names each list the file touched with ``already_imported`` true where this file
@@ -59,35 +59,30 @@ def import_rows(conn: sqlite3.Connection, rows: Iterable[Row], *, source_path: P
     total = imported = 0
     previous_cache = conn.execute("PRAGMA cache_size").fetchone()[0]
     conn.execute(f"PRAGMA cache_size = -{IMPORT_CACHE_KIB}")
-    conn.execute("BEGIN IMMEDIATE")
     try:
-        for row in rows:
-            total += 1
-            if isinstance(row, BadRow):
-                bad[row.reason] += 1
-                if len(examples) < MAX_BAD_EXAMPLES:
-                    examples.append({"where": row.where, "reason": row.reason})
-                continue
-            slot = slots.get(row.list_name)
-            if slot is None:
-                slot = slots[row.list_name] = _open_list(conn, row.list_name, source_path, source_sha256, negative,
-                                                         categories)
-            if slot.already:
-                continue
-            batch.append(_entry_tuple(slot.list_id, row))
-            slot.entries += 1
-            imported += 1
-            if len(batch) >= BATCH:
-                _flush(conn, batch)
-        _flush(conn, batch)
-        for slot in slots.values():
-            if not slot.already:
-                conn.execute("UPDATE hashlists SET entries = ? WHERE list_id = ?", (slot.entries, slot.list_id))
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
+        with transaction(conn):  # joins the caller's transaction, else BEGIN IMMEDIATE ... COMMIT
+            for row in rows:
+                total += 1
+                if isinstance(row, BadRow):
+                    bad[row.reason] += 1
+                    if len(examples) < MAX_BAD_EXAMPLES:
+                        examples.append({"where": row.where, "reason": row.reason})
+                    continue
+                slot = slots.get(row.list_name)
+                if slot is None:
+                    slot = slots[row.list_name] = _open_list(conn, row.list_name, source_path, source_sha256, negative,
+                                                             categories)
+                if slot.already:
+                    continue
+                batch.append(_entry_tuple(slot.list_id, row))
+                slot.entries += 1
+                imported += 1
+                if len(batch) >= BATCH:
+                    _flush(conn, batch)
+            _flush(conn, batch)
+            for slot in slots.values():
+                if not slot.already:
+                    conn.execute("UPDATE hashlists SET entries = ? WHERE list_id = ?", (slot.entries, slot.list_id))
     finally:
         conn.execute(f"PRAGMA cache_size = {int(previous_cache)}")
     return {

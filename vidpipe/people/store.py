@@ -10,7 +10,8 @@ import numpy as np
 
 from vidpipe.errors import UsageError
 from vidpipe.people.cluster import ClusterResult, cluster_faces
-from vidpipe.store.casedb import utc_now
+from vidpipe.search.faces import face_threshold
+from vidpipe.store.casedb import transaction, utc_now
 
 
 def load_faces(conn: sqlite3.Connection) -> tuple[str | None, list[int], np.ndarray, list[tuple[int, int]]]:
@@ -54,8 +55,6 @@ def run_clustering(conn: sqlite3.Connection, threshold: float | None = None) -> 
     if threshold is not None:
         source = {"source": "command line"}
     else:
-        from indexer.search import face_threshold
-
         threshold, source = face_threshold(conn, embedder or "")
         if threshold is None:
             raise UsageError("no face calibration for this embedder: run `vidpipe calibrate faces --case DIR "
@@ -63,17 +62,16 @@ def run_clustering(conn: sqlite3.Connection, threshold: float | None = None) -> 
         source["source"] = "calibration" if source.get("calibration_id") else "default calibration"
     must, cannot = reviewer_constraints(conn)
     result: ClusterResult = cluster_faces(ids, vectors, threshold, cannot_link=same_picture + cannot, must_link=must)
-    conn.execute("BEGIN IMMEDIATE")
-    cur = conn.execute("INSERT INTO clusterings(created_utc, threshold, threshold_source, embedder, faces, persons, "
-                       "detail) VALUES (?,?,?,?,?,?,?)",
-                       (utc_now(), threshold, json.dumps(source), embedder, len(ids),
-                        len(set(result.person_of.values())), json.dumps({"merges": result.merges,
-                                                                         "blocked": result.blocked})))
-    clustering_id = cur.lastrowid
-    conn.execute("DELETE FROM face_person")
-    conn.executemany("INSERT INTO face_person(face_id, person_id, clustering_id) VALUES (?,?,?)",
-                     [(f, p, clustering_id) for f, p in result.person_of.items()])
-    conn.execute("COMMIT")
+    with transaction(conn):  # the clustering row and its assignment: all or nothing
+        cur = conn.execute("INSERT INTO clusterings(created_utc, threshold, threshold_source, embedder, faces, "
+                           "persons, detail) VALUES (?,?,?,?,?,?,?)",
+                           (utc_now(), threshold, json.dumps(source), embedder, len(ids),
+                            len(set(result.person_of.values())), json.dumps({"merges": result.merges,
+                                                                             "blocked": result.blocked})))
+        clustering_id = cur.lastrowid
+        conn.execute("DELETE FROM face_person")
+        conn.executemany("INSERT INTO face_person(face_id, person_id, clustering_id) VALUES (?,?,?)",
+                         [(f, p, clustering_id) for f, p in result.person_of.items()])
     sizes: dict[int, int] = {}
     for person in result.person_of.values():
         sizes[person] = sizes.get(person, 0) + 1
