@@ -14,6 +14,10 @@ check the script itself). What is timed, on the same in-memory corpus of encoded
 - ``decode``: decoding alone in ``--decode-procs`` processes (the ceiling set by the CPUs).
 - ``pipeline``: decoding in those processes feeding batched detection and embedding; detection
   copies padded onto one canvas so every batch is one forward pass (``--canvas``).
+- ``ray models``: the ingest's Ray model stage (``RayModelStage``: detection, face embedding and
+  the scene embedder in one actor per GPU) on a private local Ray instance, fed face inputs
+  decoded in those processes; each batch goes through Ray's object store by reference. Needs the
+  ``ray`` package (the row is left out without it, or with ``--ray-batch`` and no sizes).
 
 Each row prints images/s, faces/s and the ratio to ``naive``; stage times come from the same runs.
 Results are also written to ``bench_out/gpu_bench.json``.
@@ -170,6 +174,53 @@ def run_pipeline(corpus: list[bytes], device: str, weights: str, procs: int, bat
             "batch": batch, "canvas": canvas, "decode_procs": procs}
 
 
+def face_input(data: bytes):
+    """Decode one image into the model stage's input, downscaled as an ingest worker does it."""
+    from PIL import Image
+
+    from vidpipe.pipeline.face_stage import make_face_input
+
+    return make_face_input("bench", Image.fromarray(decode(data)))
+
+
+def run_ray_models(corpus: list[bytes], device: str, weights: str, procs: int, batch: int) -> dict:
+    """The ingest's Ray model stage (faces and scenes in GPU actors), fed by ``procs`` decode processes."""
+    from dataclasses import replace
+
+    from vidpipe.models.registry import ModelConfig
+    from vidpipe.pipeline.ray_face_stage import RayModelStage, cluster_accelerators
+    from vidpipe.pipeline.ray_pool import connect_ray, import_ray
+
+    ray = import_ray()
+    owns = connect_ray(ray, None, procs)
+    gpus = int(cluster_accelerators(ray))
+    stage = RayModelStage(ModelConfig(weights=weights), device, actors=max(1, gpus), accelerators=1 if gpus else 0,
+                          batch_images=batch, owns_ray=owns)
+    try:
+        with ProcessPoolExecutor(procs) as pool:
+            def run(items: list) -> tuple[int, int, float]:
+                start = time.perf_counter()
+                for i, item in enumerate(items):
+                    stage.submit(replace(item, sha256=str(i), want_scene=True))
+                outputs = []
+                while len(outputs) < len(items):
+                    outputs += stage.results()
+                    time.sleep(0.002)
+                assert not any(o.error for o in outputs), [o.error for o in outputs if o.error][:3]
+                return (sum(len(o.faces) for o in outputs), sum(o.scene is not None for o in outputs),
+                        time.perf_counter() - start)
+
+            run(list(pool.map(face_input, corpus[:batch])))  # warm-up: model load, first kernels
+            decode_start = time.perf_counter()
+            items = list(pool.map(face_input, corpus, chunksize=4))
+            decode_s = time.perf_counter() - decode_start
+        faces, scenes, seconds = run(items)
+    finally:
+        stage.close()
+    return {"images": len(corpus), "faces": faces, "scenes": scenes, "seconds": seconds, "decode_s": decode_s,
+            "batch": batch, "actors": max(1, gpus), "gpus": gpus}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--images", type=Path, nargs="*",
@@ -181,6 +232,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--decode-procs", type=int, default=min(16, os.cpu_count() or 1))
     parser.add_argument("--batch", type=int, nargs="*", default=[32, 64, 128])
     parser.add_argument("--canvas", type=int, default=640, help="detection canvas side (px) in the pipeline rows")
+    parser.add_argument("--ray-batch", type=int, nargs="*", default=[64],
+                        help="batch sizes of the Ray model-stage rows (none: leave them out)")
     parser.add_argument("--out", type=Path, default=REPO / "bench_out" / "gpu_bench.json")
     args = parser.parse_args(argv)
 
@@ -211,6 +264,15 @@ def main(argv: list[str] | None = None) -> int:
     for batch in args.batch:
         name = f"pipeline b{batch}"
         rows[name] = run_pipeline(corpus, args.device, weights, args.decode_procs, batch, args.canvas, 128)
+        print(name, rows[name], flush=True)
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        args.ray_batch = []
+        print("ray models rows skipped: the ray package is not installed", flush=True)
+    for batch in args.ray_batch:
+        name = f"ray models b{batch}"
+        rows[name] = run_ray_models(corpus, args.device, weights, args.decode_procs, batch)
         print(name, rows[name], flush=True)
     base = rows["naive"]["images"] / rows["naive"]["seconds"]
     print(f"\n{'row':<16}{'images/s':>10}{'faces/s':>10}{'x naive':>9}{'detect s':>10}{'embed s':>9}")

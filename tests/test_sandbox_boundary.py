@@ -143,15 +143,17 @@ def test_the_codec_round_trips_results_and_checks_shapes() -> None:
     from vidpipe.pipeline.face_stage import FaceInput
     from vidpipe.pipeline.tasks import ContentResult, HashResult
     from vidpipe.sources.archive import MemberEntry
+    from vidpipe.store.video_rows import KeyframeRow, VpdqRow
 
     content = ContentResult("ab" * 32, "ok", None, "video", 640, 480, {"make": "=cmd", "gps": {"lat": 1.5}},
                             [("pdq", "00ff", 90)], [MemberEntry(b"a\xff.jpg", 3, 2, ("skipped", "x"))],
-                            {"video": {"fps": 29.97}, "_keyframe_rows": [(0.0, 0, 1, "shot", "ff", 80, "00")]},
-                            [FaceInput("ab" * 32, np.ones((4, 5, 3), np.uint8), 0.5, 1.25)])
+                            {"video": {"fps": 29.97}}, [FaceInput("ab" * 32, np.ones((4, 5, 3), np.uint8), 0.5, 1.25)],
+                            [KeyframeRow(0.0, 0, 1, "shot_start", "ff", 80, "00")], [VpdqRow(0, 100, "ff", 0.0)])
     value = ("ok", HashResult(1, True, None, "m", "s1", "s2", 10, "image/png", "PNG", "image", False, content))
     back = wire.decode(wire.encode(value))
     assert back[1].content.members == content.members and back[1].content.signals == content.signals
     assert back[1].content.detail == content.detail
+    assert back[1].content.keyframes == content.keyframes and back[1].content.vpdq == content.vpdq
     assert np.array_equal(back[1].content.face_inputs[0].pixels, content.face_inputs[0].pixels)
     assert back[1].content.face_inputs[0].pixels.flags.writeable
     assert "\udcff" == wire.decode(wire.encode("\udcff"))  # surrogate-escaped path bytes survive

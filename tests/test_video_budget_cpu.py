@@ -55,7 +55,7 @@ def test_a_starved_worker_is_not_cut_short_by_the_wall_clock(tmp_path: Path, mon
     result = process_video(_task(clip, 30.0))
     assert (result.status, result.reason) == ("ok", None), result.detail
     assert "decoded_until_s" not in result.detail
-    assert max(row[3] for row in result.detail["_vpdq_rows"]) >= 3.0  # vPDQ reached the end
+    assert max(row.time_s for row in result.vpdq) >= 3.0  # vPDQ reached the end
 
 
 def test_cpu_budget_still_stops_a_pass_that_needs_more(tmp_path: Path) -> None:
@@ -65,7 +65,7 @@ def test_cpu_budget_still_stops_a_pass_that_needs_more(tmp_path: Path) -> None:
     result = process_video(_task(clip, 1e-6))  # less CPU than one frame costs
     assert (result.status, result.reason) == ("partial", "timeout")
     assert result.detail["decoded_until_s"] < result.detail["duration_s"]
-    assert result.detail["_keyframe_rows"]  # what was found is kept
+    assert result.keyframes  # what was found is kept
 
 
 def test_hard_wall_timeout_leaves_room_for_a_quarter_core() -> None:

@@ -14,6 +14,7 @@ import pytest
 
 from vidpipe.pipeline.tasks import ContentResult
 from vidpipe.store.casedb import open_case
+from vidpipe.store.video_rows import KeyframeRow, VpdqRow
 from vidpipe.store.writer import CaseWriter
 
 SHA = "ab" * 32
@@ -33,9 +34,9 @@ def writer(tmp_path: Path) -> CaseWriter:
 
 
 def _video_result(times: list[float], status: str = "ok", reason: str | None = None) -> ContentResult:
-    rows = [(t, int(t * 30), i, "interval", "0" * 64, 100, "0" * 16) for i, t in enumerate(times)]
+    rows = [KeyframeRow(t, int(t * 30), i, "interval", "0" * 64, 100, "0" * 16) for i, t in enumerate(times)]
     return ContentResult(SHA, status, reason, "video", width=64, height=64,
-                         detail={"_keyframe_rows": rows, "_vpdq_rows": [(0, 100, "0" * 64, 0.0)]})
+                         keyframes=rows, vpdq=[VpdqRow(0, 100, "0" * 64, 0.0)])
 
 
 def _face_output(t: float, faces: int = 1, error: str | None = None) -> SimpleNamespace:

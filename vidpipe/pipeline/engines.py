@@ -51,8 +51,11 @@ def check_engine(engine: str) -> None:
 
 
 def make_pool(engine: str, functions: dict[str, Callable[[Any], Any]], workers: int,
-              limits: SandboxLimits | None = None, ray_address: str | None = None) -> WorkerPool:
-    """The pool for ``engine``; ``workers`` is the number of tasks in flight at once."""
+              limits: SandboxLimits | None = None, ray_address: str | None = None,
+              ray_insecure: bool = False, pixels_by_ref: bool = False) -> WorkerPool:
+    """The pool for ``engine``; ``workers`` is the number of tasks in flight at once.
+    ``ray_insecure``: join ``ray_address`` without token authentication (``--ray-insecure``).
+    ``pixels_by_ref`` (ray): model-stage inputs come back as ObjectRefs, for a model stage in Ray actors."""
     if engine == "local":
         if ray_address:
             raise UsageError("--ray-address needs --engine ray")
@@ -60,5 +63,6 @@ def make_pool(engine: str, functions: dict[str, Callable[[Any], Any]], workers: 
     if engine == "ray":
         from vidpipe.pipeline.ray_pool import RayPool
 
-        return RayPool(functions, workers, limits, address=ray_address)
+        return RayPool(functions, workers, limits, address=ray_address, insecure=ray_insecure,
+                       pixels_by_ref=pixels_by_ref)
     raise UsageError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-FACE_IMAGE_MAX_SIDE = 1600   # crops for the embedder come from this copy; detection downsizes further
-FACE_DECODE_MIN_SIDE = 1024  # JPEG DCT reduction keeps at least this much per side for faces
+from vidpipe.decode.model_input import FACE_IMAGE_MAX_SIDE, downscale
+
 BATCH_IMAGES = 16            # images per detector+embedder round
 BATCH_WAIT_S = 0.25          # how long a partial batch waits for more images
 
@@ -53,29 +53,29 @@ class FaceOutput:
 
 
 def make_face_input(sha256: str, upright, video_time_s: float | None = None) -> FaceInput:
-    """Downscale an upright PIL image for the face stage (never upscales)."""
-    from PIL import Image
-
+    """Downscale an upright PIL image for the face stage (never upscales; the recipe of
+    `vidpipe.decode.model_input`, for an image already upright)."""
     scale = min(1.0, FACE_IMAGE_MAX_SIDE / max(upright.size))
-    if scale < 1.0:
-        upright = upright.resize((max(1, round(upright.width * scale)), max(1, round(upright.height * scale))),
-                                 Image.Resampling.BILINEAR)
-    return FaceInput(sha256, np.asarray(upright.convert("RGB"), dtype=np.uint8), scale, video_time_s)
+    return FaceInput(sha256, np.asarray(downscale(upright, FACE_IMAGE_MAX_SIDE).convert("RGB"), dtype=np.uint8),
+                     scale, video_time_s)
 
 
 class FaceStage:
     """Owns the detector, the face embedder and the scene embedder (either may be None);
     ``submit`` inputs, collect ``results``."""
 
-    def __init__(self, detector, embedder, batch_images: int = BATCH_IMAGES, scene_embedder=None) -> None:
+    def __init__(self, detector, embedder, batch_images: int = BATCH_IMAGES, scene_embedder=None,
+                 threaded: bool = True) -> None:
         self.detector, self.embedder, self.scene_embedder = detector, embedder, scene_embedder
         self.batch_images = batch_images
         self._inbox: queue.Queue[FaceInput | None] = queue.Queue(maxsize=4 * batch_images)
         self._outbox: queue.Queue[FaceOutput] = queue.Queue()
         self._busy = 0
         self._lock = threading.Lock()
-        self._thread = threading.Thread(target=self._loop, name="face-stage", daemon=True)
-        self._thread.start()
+        # threaded=False: the caller already holds a batch (a Ray model actor) and calls run_batch.
+        self._thread = threading.Thread(target=self._loop, name="face-stage", daemon=True) if threaded else None
+        if self._thread is not None:
+            self._thread.start()
 
     @property
     def pending(self) -> int:
@@ -96,8 +96,14 @@ class FaceStage:
                 return out
 
     def close(self) -> None:
+        if self._thread is None:
+            return
         self._inbox.put(None)
         self._thread.join(timeout=600)
+
+    def run_batch(self, batch: list[FaceInput]) -> list[FaceOutput]:
+        """Detect, embed and scene-embed ``batch`` now, in the caller's thread (one output per input, in order)."""
+        return self._run(batch)
 
     def _loop(self) -> None:
         stop = False

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 from dataclasses import dataclass
 
 from vidpipe import filetype
 from vidpipe.decode.image import DecodeFailure, decode_image
+from vidpipe.decode.model_input import model_input
 from vidpipe.extract.hashers import PDQ_MIN_QUALITY, get_hasher
 from vidpipe.extract.hidden import image_end
+from vidpipe.pipeline.face_stage import FaceInput
 from vidpipe.pipeline.tasks import MAX_IMAGE_BYTES, STAGE_VERSIONS, ContentChanged, ContentResult, ContentTask
 from vidpipe.sources.archive import ArchiveError
 from vidpipe.sources.derived import list_derived
@@ -161,8 +164,6 @@ def real_image_bytes(held: HeldImage) -> bytes:
 def read_verified_prefix(task: ContentTask, cap: int = MAX_IMAGE_BYTES) -> HeldImage:
     """Stream the whole item through SHA-256 (it must still be ``task.sha256``) keeping its first
     ``cap`` bytes."""
-    import hashlib
-
     digest = hashlib.sha256()
     with open_item(task.ref, task.limits) as stream:
         reader = PrefixReader(stream, cap)
@@ -175,34 +176,24 @@ def read_verified_prefix(task: ContentTask, cap: int = MAX_IMAGE_BYTES) -> HeldI
 
 def _face_input(task: ContentTask, data: bytes, decoded, warnings: list[str]):
     """A second, larger decode for the face stage (hashes keep their own, flag-independent decode)."""
-    from vidpipe.decode.image import _apply_orientation
-    from vidpipe.pipeline.face_stage import FACE_DECODE_MIN_SIDE, make_face_input
-
     try:
-        big = decode_image(data, task.label, min_side=FACE_DECODE_MIN_SIDE,
-                           max_pixels=int(task.options.get("max_pixels") or 0) or 200_000_000)
+        prepared = model_input(data, task.label, max_pixels=int(task.options.get("max_pixels") or 0) or 200_000_000)
     except DecodeFailure as exc:
         warnings.append(f"face_decode:{exc.reason}")
         return None
-    upright = _apply_orientation(big.rgb, big.orientation) if big.orientation else big.rgb
-    full_width = big.height if big.orientation in (5, 6, 7, 8) else big.width
-    item = make_face_input(task.sha256, upright)
-    item.scale = item.pixels.shape[1] / full_width
-    return item
+    return FaceInput(task.sha256, prepared.pixels, prepared.scale)
 
 
 def face_input_task(task: ContentTask):
     """Worker entry for a resumed run: decode only what the face stage needs."""
-    from vidpipe.pipeline.tasks import ContentResult as _Result
-
     try:
         data = real_image_bytes(read_verified_prefix(task))
     except (OSError, ArchiveError) as exc:
-        return _Result(task.sha256, "failed", getattr(exc, "reason", None) or "read_error", "faces")
+        return ContentResult(task.sha256, "failed", getattr(exc, "reason", None) or "read_error", "faces")
     warnings: list[str] = []
     item = _face_input(task, data, None, warnings)
     if item is None:
-        return _Result(task.sha256, "failed", warnings[0] if warnings else "face_decode", "faces")
+        return ContentResult(task.sha256, "failed", warnings[0] if warnings else "face_decode", "faces")
     return item
 
 

@@ -1,16 +1,24 @@
-"""The face stage on Ray actors: the :class:`~vidpipe.pipeline.face_stage.FaceStage` interface
-(``submit`` / ``results`` / ``pending`` / ``close``) with the models in one or more Ray actors,
-each holding a GPU (``num_gpus=1``) when the cluster has them.
+"""The model stage on Ray actors: the :class:`~vidpipe.pipeline.face_stage.FaceStage` interface
+(``submit`` / ``results`` / ``pending`` / ``close``) with face detection, face embedding AND the
+scene embedder in one actor type, one actor per GPU of the cluster.
+
+The runner picks it with ``--engine ray`` when the cluster offers GPUs
+(:func:`cluster_accelerators`); otherwise the model stage stays in the driver (the local
+``FaceStage``), as on a CPU-only cluster the models gain nothing from moving.
 
 Placement is the only difference: inside each actor the ordinary ``FaceStage`` runs the same
-batched detector and embedder, on the device chosen by :mod:`vidpipe.models.device` on that
-node, so results equal the local stage's within float tolerance. The driver batches inputs
-(``BATCH_IMAGES`` or ``BATCH_WAIT_S``, like the local stage) and keeps at most two batches in
-flight per actor. An actor that dies costs its batch (``face_error:worker_lost`` per image) and
+batched detector and embedders, loaded by :func:`vidpipe.models.registry.load_case_models` on the
+device chosen on that node, so results equal the local stage's within float tolerance. The
+driver batches inputs (``BATCH_IMAGES`` or ``BATCH_WAIT_S``, like the local stage), puts each
+batch into Ray's object store once (``ray.put``) and hands the actor the ObjectRef: the pixels are
+serialised once, read by the actor from the store (zero-copy on its node), and an actor that has
+to be replaced gets the same reference again rather than a second copy. At most two batches are
+in flight per actor. An actor that dies costs its batch (``face_error:worker_lost`` per image) and
 is replaced.
 
-Note: face inputs (upright RGB copies) travel worker -> driver -> actor. On one machine that is
-shared memory; across nodes it puts every image's pixels through the driver's network link.
+With the Ray pool, the decode actors put the images they decode for the model stage into their
+own node's object store and send the driver only the references (``ray_pool.pixels_to_store``),
+so across nodes the pixels go from the decoding node to the GPU node, never through the driver.
 """
 
 from __future__ import annotations
@@ -25,26 +33,43 @@ from vidpipe.pipeline.face_stage import BATCH_IMAGES, BATCH_WAIT_S, FaceInput, F
 from vidpipe.pipeline.ray_pool import code_roots, connect_ray, import_ray
 
 BATCHES_IN_FLIGHT = 2  # per actor: one computing, one arriving
+# The Ray resource a model actor holds, one unit each. Tests switch it to a custom resource name
+# so the GPU path (selection, placement, object refs) runs on a CPU-only machine.
+ACCELERATOR = "GPU"
+ROLES = ("face_detector", "face_embedder", "scene_embedder")
 
 
-class _FaceWorker:
-    """The Ray actor: loads the models once and runs batches through a local FaceStage."""
+def cluster_accelerators(ray: Any) -> float:
+    """How many accelerators (GPUs) the connected Ray cluster offers."""
+    return float(ray.cluster_resources().get(ACCELERATOR, 0) or 0)
 
-    def __init__(self, detector: str, embedder: str, weights: str | None, device: str | None) -> None:
+
+def _placement(accelerators: float) -> dict[str, Any]:
+    """Ray actor options that give each model actor ``accelerators`` units (0: a CPU actor)."""
+    if not accelerators:
+        return {"num_cpus": 1}
+    if ACCELERATOR == "GPU":
+        return {"num_gpus": accelerators, "num_cpus": 0}
+    return {"resources": {ACCELERATOR: accelerators}, "num_cpus": 0}
+
+
+class _ModelWorker:
+    """The Ray actor: loads the case's models once and runs batches through a local FaceStage."""
+
+    def __init__(self, models: Any, device: str | None, batch_images: int) -> None:
         self.error: tuple[str, str] | None = None
         try:
-            from vidpipe.extract.faces import get_detector, get_embedder
             from vidpipe.models.device import configure_cpu_threads, select_device
+            from vidpipe.models.registry import load_case_models
             from vidpipe.pipeline.face_stage import FaceStage
 
             self.device = select_device(device)
             if self.device == "cpu":
                 configure_cpu_threads(int(os.environ.get("OMP_NUM_THREADS") or 0) or None)
-            det = get_detector(detector, device=self.device)
-            emb = get_embedder(embedder, device=self.device, weights=weights)
-            self.info_ = {"detector": {**det.weights_info(), "device": self.device},
-                          "embedder": {**emb.weights_info(), "device": self.device}}
-            self.stage = FaceStage(det, emb)
+            loaded = load_case_models(models, self.device)
+            self.info_ = {role: loaded.provenance(role) for role in ROLES if role in loaded.infos}
+            self.stage = FaceStage(loaded.detector, loaded.embedder, batch_images=batch_images,
+                                   scene_embedder=loaded.scene_embedder, threaded=False)
         except VidpipeError as exc:  # missing weights: the driver re-raises it (exit 3)
             self.error = (type(exc).__name__, str(exc))
 
@@ -54,34 +79,62 @@ class _FaceWorker:
         return self.info_
 
     def process(self, batch: list[FaceInput]) -> list[FaceOutput]:
-        for item in batch:
-            self.stage.submit(item)
-        outputs: list[FaceOutput] = []
-        while len(outputs) < len(batch):
-            outputs.extend(self.stage.results())
-            if len(outputs) < len(batch):
-                time.sleep(0.005)
-        return outputs
+        # Ray has already resolved the batch's ObjectRef (a top-level argument); pixels that a decode
+        # worker put into its node's store are fetched here, straight from that node.
+        lost = _fetch_pixels(batch)
+        kept = [item for i, item in enumerate(batch) if i not in lost]
+        outputs = iter(self.stage.run_batch(kept) if kept else [])
+        return [FaceOutput(item.sha256, item.video_time_s, error="face_error:pixels_lost", want_faces=item.want_faces,
+                           want_scene=item.want_scene) if i in lost else next(outputs)
+                for i, item in enumerate(batch)]
 
 
-class RayFaceStage:
-    """Face detection and embedding in Ray actors; same interface as ``FaceStage``.
+def _fetch_pixels(batch: list[FaceInput]) -> set[int]:
+    """Replace ObjectRef pixels by the arrays; the indexes whose pixels are gone (their owner, a
+    decode actor, was replaced before the model stage read them)."""
+    import numpy as np
+    import ray
 
-    ``num_gpus`` per actor defaults to 1 when the cluster offers GPUs, else 0 (CPU actors).
-    ``model_info()`` gives the detector's and embedder's provenance (with the actors' device)
-    for ``CaseWriter.register_model``.
+    refs = {i: item.pixels for i, item in enumerate(batch) if not isinstance(item.pixels, np.ndarray)}
+    if not refs:
+        return set()
+    try:
+        values = dict(zip(refs, ray.get(list(refs.values()))))
+    except ray.exceptions.RayError:  # one is lost: find which, keep the rest
+        values = {}
+        for i, ref in refs.items():
+            try:
+                values[i] = ray.get(ref)
+            except ray.exceptions.RayError:
+                pass
+    for i, pixels in values.items():
+        batch[i].pixels = pixels
+    return set(refs) - set(values)
+
+
+class RayModelStage:
+    """Face detection, face embedding and scene embedding in Ray actors; same interface as ``FaceStage``.
+
+    Inputs may carry their pixels as ObjectRefs (``reads_object_refs``: the Ray pool's decode
+    actors put them into their node's store, ``ray_pool.pixels_to_store``); the model actor fetches them.
+
+    ``models`` is a :class:`vidpipe.models.registry.ModelConfig` (which models are on).
+    ``accelerators`` per actor defaults to 1 when the cluster offers them, else 0 (CPU actors).
+    ``model_info()`` gives each role's provenance (with the actors' device) for
+    ``CaseWriter.register_model``. ``owns_ray``: the caller connected Ray for this stage, so
+    ``close`` shuts it down.
     """
 
-    def __init__(self, detector: str, embedder: str, weights: str | None = None, device: str | None = None,
-                 actors: int = 1, num_gpus: float | None = None, address: str | None = None, workers: int = 1,
-                 batch_images: int = BATCH_IMAGES) -> None:
+    def __init__(self, models: Any, device: str | None = None, actors: int = 1, accelerators: float | None = None,
+                 address: str | None = None, workers: int = 1, batch_images: int = BATCH_IMAGES,
+                 owns_ray: bool = False, insecure: bool = False) -> None:
         self._ray = ray = import_ray()
-        self._owns_ray = connect_ray(ray, address, workers)
-        if num_gpus is None:
-            num_gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
-        self._args = (detector, embedder, weights, device)
-        self._class = ray.remote(_FaceWorker).options(
-            num_gpus=num_gpus, num_cpus=0 if num_gpus else 1, max_restarts=0, max_task_retries=0,
+        self._owns_ray = connect_ray(ray, address, workers, insecure) or owns_ray
+        if accelerators is None:
+            accelerators = 1 if cluster_accelerators(ray) >= 1 else 0
+        self._args = (models, device, batch_images)
+        self._class = ray.remote(_ModelWorker).options(
+            **_placement(accelerators), max_restarts=0, max_task_retries=0,
             runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join(code_roots({}))}})
         self.batch_images = batch_images
         self._actors = [self._class.remote(*self._args) for _ in range(max(1, actors))]
@@ -96,10 +149,13 @@ class RayFaceStage:
         self._buffer: list[FaceInput] = []
         self._first_at = 0.0
         self._batches: deque[list[FaceInput]] = deque()
-        self._in_flight: dict[Any, tuple[int, list[FaceInput]]] = {}  # ref -> (actor index, batch)
+        self._in_flight: dict[Any, tuple[int, list[FaceInput]]] = {}  # result ref -> (actor index, batch)
         self._pending = 0
 
+    reads_object_refs = True
+
     def model_info(self) -> dict[str, dict]:
+        """role -> provenance record, for the roles that are on."""
         return self._info
 
     @property
@@ -131,8 +187,8 @@ class RayFaceStage:
                 outputs = self._ray.get(ref)
             except self._ray.exceptions.RayError:
                 self._replace(i)
-                outputs = [FaceOutput(item.sha256, item.video_time_s, error="face_error:worker_lost")
-                           for item in batch]
+                outputs = [FaceOutput(item.sha256, item.video_time_s, error="face_error:worker_lost",
+                                      want_faces=item.want_faces, want_scene=item.want_scene) for item in batch]
             self._pending -= len(batch)
             out.extend(outputs)
         self._dispatch()
@@ -158,8 +214,14 @@ class RayFaceStage:
             if load[i] >= BATCHES_IN_FLIGHT:
                 return
             batch = self._batches.popleft()
-            self._in_flight[self._actors[i].process.remote(batch)] = (i, batch)
+            # One copy into the object store; the actor reads it there (by reference, not by value).
+            self._in_flight[self._call(self._actors[i], self._ray.put(batch))] = (i, batch)
             load[i] += 1
+
+    @staticmethod
+    def _call(actor: Any, batch_ref: Any) -> Any:
+        """Start one batch on an actor; returns the result's ObjectRef."""
+        return actor.process.remote(batch_ref)
 
     def _replace(self, i: int) -> None:
         try:
@@ -167,3 +229,20 @@ class RayFaceStage:
         except Exception:  # noqa: BLE001 - already gone
             pass
         self._actors[i] = self._class.remote(*self._args)
+
+
+class RayFaceStage(RayModelStage):
+    """Faces only (no scene embedder), by model names: the stage's earlier signature."""
+
+    def __init__(self, detector: str, embedder: str, weights: str | None = None, device: str | None = None,
+                 actors: int = 1, num_gpus: float | None = None, address: str | None = None, workers: int = 1,
+                 batch_images: int = BATCH_IMAGES) -> None:
+        from vidpipe.models.registry import ModelConfig
+
+        super().__init__(ModelConfig(detector=detector, embedder=embedder, weights=weights, scene_embedder=None),
+                         device, actors, num_gpus, address, workers, batch_images)
+
+    def model_info(self) -> dict[str, dict]:
+        """Also under the earlier names "detector" and "embedder"."""
+        info = super().model_info()
+        return {**info, "detector": info["face_detector"], "embedder": info["face_embedder"]}

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vidpipe.errors import MissingDependencyError, VidpipeError
+from vidpipe.errors import MissingDependencyError, UsageError, VidpipeError
 from vidpipe.pipeline.sandbox import QueuedPool, SandboxLimits, SandboxPool, TaskFailure
 
 RAY_INSTALL_HINT = ("--engine ray needs the 'ray' package: .venv/bin/pip install ray==2.60.0 "
@@ -54,10 +54,18 @@ def import_ray():
 
 
 class _NodeWorker:
-    """The Ray actor: one sandboxed process on its node, one task at a time."""
+    """The Ray actor: one sandboxed process on its node, one task at a time.
 
-    def __init__(self, functions: dict[str, Callable[[Any], Any]], limits: SandboxLimits) -> None:
+    ``pixels_by_ref``: the model stage runs in Ray actors (``RayModelStage``), so the decoded
+    images a result carries for it are put into this node's object store and the result carries
+    their ObjectRefs: the pixels go from this node to the model actor's without passing through
+    the driver. This actor owns those objects; if it is replaced (a task's timeout or crash), the
+    images it decoded and the model stage has not read yet end ``face_error:pixels_lost``."""
+
+    def __init__(self, functions: dict[str, Callable[[Any], Any]], limits: SandboxLimits,
+                 pixels_by_ref: bool = False) -> None:
         self._pool = SandboxPool(functions, 1, limits)
+        self._pixels_by_ref = pixels_by_ref
 
     def where(self) -> dict[str, Any]:
         return {"host": socket.gethostname(), "pid": os.getpid()}
@@ -66,10 +74,37 @@ class _NodeWorker:
         self._pool.submit(None, kind, task, timeout_s)
         while True:
             for _, result in self._pool.results(max_wait_s=1.0):
+                if self._pixels_by_ref:
+                    import ray
+
+                    pixels_to_store(result, ray.put)
                 return result
 
     def close(self) -> None:
         self._pool.close()
+
+
+def pixels_to_store(result: Any, put: Callable[[Any], Any]) -> int:
+    """Replace the pixels of every model-stage input a worker result carries (``FaceInput``; in a
+    content result, a hash result's content, or an archive pass's members) by ``put(pixels)``;
+    returns how many were replaced."""
+    from vidpipe.pipeline.face_stage import FaceInput
+    from vidpipe.pipeline.tasks import ContentResult, HashResult
+
+    if isinstance(result, FaceInput):
+        result.pixels = put(result.pixels)
+        return 1
+    content = result.content if isinstance(result, HashResult) else result
+    if not isinstance(content, ContentResult):
+        return 0
+    n = 0
+    for item in content.face_inputs:
+        item.pixels = put(item.pixels)
+        n += 1
+    for member in content.members or ():
+        if member.hashed is not None:
+            n += pixels_to_store(member.hashed, put)
+    return n
 
 
 @dataclass
@@ -106,9 +141,11 @@ class RayPool(QueuedPool):
     """
 
     def __init__(self, functions: dict[str, Callable[[Any], Any]], workers: int,
-                 limits: SandboxLimits | None = None, address: str | None = None) -> None:
+                 limits: SandboxLimits | None = None, address: str | None = None, insecure: bool = False,
+                 pixels_by_ref: bool = False) -> None:
         self._ray = ray = import_ray()
-        self._owns_ray = connect_ray(ray, address, workers)
+        self._pixels_by_ref = pixels_by_ref  # see _NodeWorker
+        self._owns_ray = connect_ray(ray, address, workers, insecure)
         self._functions, self._limits = functions, limits or SandboxLimits()
         pythonpath = os.pathsep.join(code_roots(functions) + [p for p in os.environ.get("PYTHONPATH", "").split(
             os.pathsep) if p])
@@ -204,7 +241,7 @@ class RayPool(QueuedPool):
                 "nodes": dict(self.nodes)}
 
     def _spawn(self) -> _Slot:
-        actor = self._actor_class.remote(self._functions, self._limits)
+        actor = self._actor_class.remote(self._functions, self._limits, self._pixels_by_ref)
         return _Slot(actor, actor.where.remote())
 
     def _replace(self, i: int) -> None:
@@ -243,13 +280,54 @@ class RayPool(QueuedPool):
                                "free CPUs (ray status)?")
 
 
-def connect_ray(ray, address: str | None, workers: int) -> bool:
+def ray_auth_problem(env: dict[str, str] | None = None, home: Path | None = None) -> str | None:
+    """Why this process would talk to a Ray cluster without token authentication, or None.
+
+    Ray (>= 2.52) authenticates every control-plane call with a shared token when
+    ``RAY_AUTH_MODE=token``; the token comes from ``RAY_AUTH_TOKEN``, else the file named by
+    ``RAY_AUTH_TOKEN_PATH``, else ``~/.ray/auth_token``. With the mode unset, a driver that finds a
+    token turns authentication on by itself (``ray/_private/authentication``); ``disabled`` (or no
+    token at all) means anyone who can reach the cluster can run code on it, next to the evidence.
+    Only this side's configuration can be checked before connecting: the cluster's nodes must be
+    started with ``RAY_AUTH_MODE=token`` too (docs/ray_cluster.md)."""
+    env = dict(os.environ) if env is None else env
+    mode = env.get("RAY_AUTH_MODE")
+    if mode is not None and mode.lower() != "token":  # set at all, even empty, it is Ray's answer
+        return f"RAY_AUTH_MODE={mode!r} turns Ray's token authentication off"
+    if (env.get("RAY_AUTH_TOKEN") or "").strip():
+        return None
+    path = env.get("RAY_AUTH_TOKEN_PATH")
+    token_file = Path(path) if path else (home or Path.home()) / ".ray" / "auth_token"
+    try:
+        if token_file.read_text(encoding="utf-8").strip():
+            return None
+    except OSError:
+        pass
+    return (f"no Ray authentication token (RAY_AUTH_TOKEN, or a token in "
+            f"{'RAY_AUTH_TOKEN_PATH=' + path if path else token_file})")
+
+
+def check_ray_auth(address: str | None, insecure: bool = False) -> None:
+    """Refuse to join the cluster at ``address`` without token authentication (exit 2), unless
+    ``insecure`` (``--ray-insecure``). A private local instance (no address) is not checked."""
+    if not address or insecure:
+        return
+    problem = ray_auth_problem()
+    if problem:
+        raise UsageError(f"refusing to join the Ray cluster at {address}: {problem}. Start the cluster and "
+                         "this command with RAY_AUTH_MODE=token and the cluster's token (see "
+                         "docs/ray_cluster.md), or pass --ray-insecure on an isolated network")
+
+
+def connect_ray(ray, address: str | None, workers: int, insecure: bool = False) -> bool:
     """Join ``address`` or start a private local instance; False when this process already was
-    connected (then the caller must leave the connection open)."""
+    connected (then the caller must leave the connection open). Joining a cluster needs token
+    authentication configured unless ``insecure`` (:func:`check_ray_auth`)."""
     import logging
 
     if ray.is_initialized():
         return False
+    check_ray_auth(address, insecure)
     common = {"log_to_driver": False, "logging_level": logging.WARNING, "include_dashboard": False}
     if address:
         # An existing cluster: its resources are what `ray start` gave it.

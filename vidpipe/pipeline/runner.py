@@ -12,6 +12,7 @@ import json
 import signal
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,12 +29,14 @@ from vidpipe.pipeline.retry import (
 )
 from vidpipe.pipeline.sandbox import SandboxLimits, SandboxPool, TaskFailure
 from vidpipe.pipeline.summary import ingest_summary, missing_model_stages_sql
+from vidpipe.pipeline.task_keys import ContentKey, FaceInputKey, HashKey, TaskKey, VideoProbeKey
 from vidpipe.pipeline.tasks import ContentResult, ContentTask, HashResult, HashTask, run_content, run_hash
 from vidpipe.provenance import config_hash, run_environment
 from vidpipe.sources import ItemRef, source_for
 from vidpipe.sources.limits import ArchiveLimits
 from vidpipe.store.case_guard import refuse_case_inside_sources
 from vidpipe.store.casedb import WriteLock, open_case
+from vidpipe.store.queries.paths import first_path_sql
 from vidpipe.store.writer import CaseWriter
 
 
@@ -64,6 +67,7 @@ class IngestConfig:
     scenes: bool = True
     engine: str = "local"
     ray_address: str | None = None
+    ray_insecure: bool = False         # join ray_address without token authentication (--ray-insecure)
     max_pixels: int = 200_000_000
     face_detector: str = "mtcnn"
     face_embedder: str = "facenet"
@@ -92,6 +96,7 @@ class IngestConfig:
         data = asdict(self)
         data.pop("workers")  # parallelism does not change results
         data.pop("ray_address")  # nor does where the cluster is (the engine is recorded)
+        data.pop("ray_insecure")  # nor how the driver authenticates to it
         data.pop("device")  # recorded separately, in the run's environment
         return data
 
@@ -115,8 +120,14 @@ def _hash_timeout(size: int | None, base: float) -> float:
 PROBE_MIN_TIMEOUT_S = 10.0
 
 
-def run_ingest(case_dir: Path, config: IngestConfig, progress: bool = True) -> dict[str, Any]:
-    """Ingest ``config.sources`` into the case; return the contract's summary object."""
+def run_ingest(case_dir: Path, config: IngestConfig, progress: bool = True, *,
+               refresh_indexes: Callable[[Any, Any], dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Ingest ``config.sources`` into the case; return the contract's summary object.
+
+    ``refresh_indexes(paths, conn)``, when given, brings the case's indexes up to date after a
+    completed run and its answer becomes the summary's ``indexes`` (the CLI passes
+    `vidpipe.search.build.refresh_indexes`; the pipeline sits below search and does not import it).
+    """
     started = time.monotonic()
     refuse_case_inside_sources(case_dir, config.sources)  # exit 2 before any work
     if config.places:  # a malformed label file stops the run before any work (exit 2)
@@ -153,7 +164,8 @@ def run_ingest(case_dir: Path, config: IngestConfig, progress: bool = True) -> d
                 raise Interrupted(f"interrupted by signal {stop.signum}; the case is consistent; "
                                   "run the same command again to resume")
             if summary["status"] == "completed":
-                summary["indexes"] = _refresh_indexes(paths, conn)
+                if refresh_indexes is not None:
+                    summary["indexes"] = refresh_indexes(paths, conn)
                 summary["hashlist_hits"] = _match_hash_lists(conn)
             writer.end_run(summary["status"], summary)
             return summary
@@ -201,29 +213,50 @@ def _open_face_stage(writer: CaseWriter, config: IngestConfig) -> _Faces:
     The face detector loads for scenes alone too: its boxes mask the people out of room vectors."""
     import os
 
+    if config.engine == "ray":  # a cluster with GPUs runs the models in GPU actors instead
+        on_gpus = _open_ray_model_stage(writer, config)
+        if on_gpus is not None:
+            return on_gpus
+
     # The model thread shares the CPUs with the decode workers: idle OpenMP threads must sleep,
     # not spin (must be set before torch starts its thread pool).
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    from vidpipe.extract.faces import get_detector, get_embedder
     from vidpipe.models.device import configure_cpu_threads, select_device
+    from vidpipe.models.registry import ModelConfig, load_case_models
     from vidpipe.pipeline.face_stage import FaceStage
 
     device = select_device(config.device)
     if device == "cpu":
         configure_cpu_threads()
-    detector = get_detector(config.face_detector, device=device)
-    detector_key = writer.register_model("face_detector", {**detector.weights_info(), "device": device})
-    embedder = embedder_key = scene_embedder = scene_key = None
-    if config.faces:
-        embedder = get_embedder(config.face_embedder, device=device, weights=config.face_weights)
-        embedder_key = writer.register_model("face_embedder", {**embedder.weights_info(), "device": device})
-    if config.scenes:
-        from vidpipe.extract.scenes import get_scene_embedder
-
-        scene_embedder = get_scene_embedder(config.scene_embedder, device=device)
-        scene_key = writer.register_model("scene_embedder", {**scene_embedder.weights_info(), "device": device})
+    models = load_case_models(ModelConfig.from_ingest(config), device)
+    keys = {role: writer.register_model(role, models.provenance(role)) for role in models.models()}
     writer.commit()
-    return _Faces(FaceStage(detector, embedder, scene_embedder=scene_embedder), detector_key, embedder_key, scene_key)
+    return _Faces(FaceStage(models.detector, models.embedder, scene_embedder=models.scene_embedder),
+                  keys["face_detector"], keys.get("face_embedder"), keys.get("scene_embedder"))
+
+
+def _open_ray_model_stage(writer: CaseWriter, config: IngestConfig) -> _Faces | None:
+    """With ``--engine ray``: the model stage in one actor per GPU of the cluster, or None when the
+    cluster has no GPU (the models then run in this process, as with the local engine: CPU actors
+    would only add a copy of every image).
+
+    Connects to Ray here (the pool reuses the connection); the stage owns it and shuts it down."""
+    from vidpipe.models.registry import ModelConfig
+    from vidpipe.pipeline.ray_face_stage import RayModelStage, cluster_accelerators
+    from vidpipe.pipeline.ray_pool import connect_ray, import_ray
+
+    ray = import_ray()
+    owns = connect_ray(ray, config.ray_address, config.workers, config.ray_insecure)
+    gpus = int(cluster_accelerators(ray))
+    if gpus < 1:
+        if owns:
+            ray.shutdown()  # the pool starts (and ends) its own
+        return None
+    stage = RayModelStage(ModelConfig.from_ingest(config), config.device, actors=gpus, accelerators=1,
+                          owns_ray=owns)
+    keys = {role: writer.register_model(role, info) for role, info in stage.model_info().items()}
+    writer.commit()
+    return _Faces(stage, keys["face_detector"], keys.get("face_embedder"), keys.get("scene_embedder"))
 
 
 def _apply_places(writer: CaseWriter, config: IngestConfig) -> dict[str, Any]:
@@ -234,14 +267,6 @@ def _apply_places(writer: CaseWriter, config: IngestConfig) -> dict[str, Any]:
     out = apply_place_labels(writer.conn, writer.run_id, Path(config.places), config.sources)
     writer.commit()
     return out
-
-
-def _refresh_indexes(paths, conn) -> dict[str, Any]:
-    """Bring the FAISS indexes up to date with the case (derived data; search would do it too)."""
-    from indexer.build import ensure_indexes
-
-    handles = ensure_indexes(paths, conn)
-    return {name: {"vectors": len(h.index), "status": h.status} for name, h in handles.items()}
 
 
 def _match_hash_lists(conn) -> int:
@@ -303,7 +328,7 @@ class _Scheduler:
             self.hashing_by_size.setdefault(row["size"], set()).add(row["item_id"])
             task = HashTask(row["item_id"], ItemRef.from_blob(row["ref"]), self.config.archive_limits,
                             self.content_options())
-            self.pool.submit(("hash", row["item_id"], task), "hash", task,
+            self.pool.submit(HashKey(row["item_id"], task), HashKey.kind, task,
                              _hash_timeout(row["size"], self.config.task_timeout_s))
             self.hash_in_flight += 1
             self.submitted += 1
@@ -332,7 +357,7 @@ class _Scheduler:
         ref = ItemRef.from_blob(row["ref"])
         task = ContentTask(sha256, ref, row["label"], row["kind"], self.config.archive_limits,
                            self.content_options())
-        key = ("content", sha256, row["source_id"], row["depth"], row["ref"])
+        key = ContentKey(sha256, row["source_id"], row["depth"], bytes(row["ref"]))
         if row["kind"] not in _DECODED_KINDS:
             # Not media: the verdict comes from the type and the name alone and no byte is read, so
             # it is decided here; a worker round trip per text member made big archives slow.
@@ -340,13 +365,13 @@ class _Scheduler:
             return
         self.in_flight_content.add(sha256)
         if row["kind"] == filetype.KIND_VIDEO:  # budget by duration: ask the container first
-            self.pool.submit(("video_probe", key, task, row["size"]), "video_probe", task,
+            self.pool.submit(VideoProbeKey(key, task, row["size"]), VideoProbeKey.kind, task,
                              max(self.config.task_timeout_s, PROBE_MIN_TIMEOUT_S))
         else:
-            self.pool.submit(key, "content", task, _hash_timeout(row["size"], self.config.task_timeout_s))
+            self.pool.submit(key, key.kind, task, _hash_timeout(row["size"], self.config.task_timeout_s))
         self.submitted += 1
 
-    def _on_video_probe(self, key: tuple, task: ContentTask, size: int | None, result: Any) -> None:
+    def _on_video_probe(self, key: ContentKey, task: ContentTask, size: int | None, result: Any) -> None:
         """Submit a video's decode with its soft budget (the worker stops there) and a hard timeout above it."""
         from dataclasses import replace
 
@@ -360,7 +385,7 @@ class _Scheduler:
         soft = soft_budget_s(result.duration_s, result.width, result.height, result.fps, base,
                              self.config.video_budget_scale, size)
         task = replace(task, options={**task.options, BUDGET_OPTION: soft})
-        self.pool.submit(key, "content", task, hard_timeout_s(soft, base))
+        self.pool.submit(key, key.kind, task, hard_timeout_s(soft, base))
         self.submitted += 1
 
     def on_face_output(self, output: Any) -> None:
@@ -397,15 +422,15 @@ class _Scheduler:
         self.on_face_output(FaceOutput(sha256, None, error=f"face_decode:{reason}", want_faces=want_faces,
                                        want_scene=want_scene))
 
-    def on_result(self, key: tuple, result: Any) -> None:
-        if key[0] == "hash":
+    def on_result(self, key: TaskKey, result: Any) -> None:
+        if isinstance(key, HashKey):
             self.hash_in_flight -= 1
-            item_id, task = key[1], key[2]
+            item_id, task = key.item_id, key.task
             if isinstance(result, TaskFailure) and task.content_options is not None:
                 # The decoder, not the read, may have died: hash alone, then run the content stage
                 # on its own so that the failure lands on the content record, digests kept.
                 retry = HashTask(task.item_id, task.ref, task.limits, None)
-                self.pool.submit(("hash", item_id, retry), "hash", retry, self.config.task_timeout_s * 4)
+                self.pool.submit(HashKey(item_id, retry), HashKey.kind, retry, self.config.task_timeout_s * 4)
                 self.hash_in_flight += 1
                 return
             _, size = self.hashing.pop(item_id, (None, None))
@@ -436,13 +461,13 @@ class _Scheduler:
                         self.schedule_content(sha256, filetype.KIND_ARCHIVE)
                 self.deferred_archives.clear()
             return
-        if key[0] == "face_input":
-            self._on_face_input(key[1], result)
+        if isinstance(key, FaceInputKey):
+            self._on_face_input(key.sha256, result)
             return
-        if key[0] == "video_probe":
-            self._on_video_probe(key[1], key[2], key[3], result)
+        if isinstance(key, VideoProbeKey):
+            self._on_video_probe(key.content, key.task, key.size, result)
             return
-        _, sha256, source_id, depth, ref_blob = key
+        sha256, source_id, depth, ref_blob = key.sha256, key.source_id, key.depth, key.ref_blob
         self.in_flight_content.discard(sha256)
         retry = carried_record(self.conn, sha256)
         if isinstance(result, TaskFailure):
@@ -517,11 +542,10 @@ def _schedule_pending_faces(scheduler: _Scheduler) -> None:
         "AND m.status IN ('ok','partial') AND m.width IS NOT NULL "
         f"AND ({missing})").fetchall()
     for row in rows:
-        ref_row = scheduler.conn.execute("SELECT ref FROM items WHERE sha256=? ORDER BY locator_bytes LIMIT 1",
-                                         (row["sha256"],)).fetchone()
+        ref_row = scheduler.conn.execute(f"SELECT {first_path_sql('?', 'ref')} AS ref", (row["sha256"],)).fetchone()
         task = ContentTask(row["sha256"], ItemRef.from_blob(ref_row["ref"]), row["label"], row["kind"],
                            scheduler.config.archive_limits, {"max_pixels": scheduler.config.max_pixels, "model_inputs": True})
-        scheduler.pool.submit(("face_input", row["sha256"]), "face_input", task,
+        scheduler.pool.submit(FaceInputKey(row["sha256"]), FaceInputKey.kind, task,
                               _hash_timeout(row["size"], scheduler.config.task_timeout_s))
         scheduler.submitted += 1
     # A video's keyframes are not stored as pixels: redo its video stage (same values) for the faces.
@@ -547,7 +571,10 @@ def _process(writer: CaseWriter, config: IngestConfig, stop: _StopFlag, progress
     model stage open for another pass (the retries)."""
     limits = SandboxLimits(memory_bytes=config.worker_memory_mb * 1024**2, base_timeout_s=config.task_timeout_s)
     bar = _progress_bar(progress)
-    with make_pool(config.engine, WORKER_FUNCTIONS, config.workers, limits, config.ray_address) as pool:
+    # A model stage in Ray actors reads the decoded images straight from the workers' object stores.
+    by_ref = faces is not None and getattr(faces.stage, "reads_object_refs", False)
+    with make_pool(config.engine, WORKER_FUNCTIONS, config.workers, limits, config.ray_address,
+                   config.ray_insecure, pixels_by_ref=by_ref) as pool:
         scheduler = _Scheduler(writer, config, pool, faces)
         scheduler.schedule_pending_items()
         scheduler.schedule_pending_content()

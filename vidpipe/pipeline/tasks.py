@@ -14,6 +14,7 @@ from vidpipe.sources.archive import ArchiveError, MemberEntry
 from vidpipe.sources.base import ItemRef
 from vidpipe.sources.limits import ArchiveLimits
 from vidpipe.sources.opener import NotRegularFile, TooLarge, open_item, read_capped
+from vidpipe.store.video_rows import KeyframeRow, VpdqRow
 
 # video-2: adds the TMK level-1 signature (vidpipe.video.tmk).
 STAGE_VERSIONS = {"image": "image-1", "video": "video-2", "archive": "archive-1", "other": "other-1"}
@@ -72,6 +73,10 @@ class ContentResult:
     members: list[MemberEntry] | None = None
     detail: dict[str, Any] = field(default_factory=dict)
     face_inputs: list[Any] = field(default_factory=list)  # FaceInput for the face stage; never stored
+    # A video's rows for the frames and vpdq tables; None (not []) when the stage produced none, so
+    # the writer leaves what the case holds (a failed retry must not erase an earlier partial's frames).
+    keyframes: list[KeyframeRow] | None = None
+    vpdq: list[VpdqRow] | None = None
 
 
 def run_hash(task: HashTask) -> HashResult:

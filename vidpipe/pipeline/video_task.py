@@ -16,6 +16,7 @@ from vidpipe.extract.hashers import get_hasher
 from vidpipe.pipeline.tasks import ContentResult, ContentTask
 from vidpipe.sources.archive import ArchiveError
 from vidpipe.sources.opener import open_item
+from vidpipe.store.video_rows import KeyframeRow, VpdqRow
 
 DEMUXERS = {"MP4": "mp4", "MOV": "mov", "3GP": "3gp", "3G2": "3g2", "MKV": "matroska", "AVI": "avi",
             "MPEG-TS": "mpegts", "MPEG-PS": "mpeg", "FLV": "flv", "ASF": "asf"}
@@ -119,7 +120,8 @@ def process_video(task: ContentTask) -> ContentResult:
     for kf in keyframes.keyframes:
         img = Image.fromarray(kf.rgb)
         p = pdq.compute(img)
-        frames.append((kf.time_s, kf.frame_index, kf.shot_id, kf.reason, p.hex, p.quality, phash.compute(img).hex))
+        frames.append(KeyframeRow(float(kf.time_s), int(kf.frame_index), int(kf.shot_id), kf.reason, p.hex,
+                                  int(p.quality), phash.compute(img).hex))
         if task.options.get("model_inputs"):
             from vidpipe.pipeline.face_stage import FaceInput
 
@@ -128,9 +130,10 @@ def process_video(task: ContentTask) -> ContentResult:
     result.detail = {"video": {**info, "keyframes": len(frames), "shots": keyframes.shots,
                                "cuts_s": [round(c, 3) for c in keyframes.cuts_s], "capped": keyframes.capped,
                                "keyframe_interval_s": round(keyframes.interval_s, 3),
-                               "vpdq_frames": len(hasher.features), "error": error},
-                     "_keyframe_rows": frames,
-                     "_vpdq_rows": [(f.frame_number, f.quality, f.pdq_hex, f.timestamp_s) for f in hasher.features]}
+                               "vpdq_frames": len(hasher.features), "error": error}}
+    result.keyframes = frames
+    result.vpdq = [VpdqRow(int(f.frame_number), int(f.quality), f.pdq_hex, float(f.timestamp_s))
+                   for f in hasher.features]
     if timed_out:
         # Where the soft budget stopped the pass (the next run retries it once with a larger budget).
         result.detail.update({"decoded_until_s": round(decoded_until_s or 0.0, 3),

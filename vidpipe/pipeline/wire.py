@@ -69,6 +69,15 @@ def _check_local_features(obj: Any) -> None:
     _check_scale(obj.scale)
 
 
+def _check_video_row(obj: Any) -> None:
+    # The rows go into SQL columns as they are: the field types are checked here, not by SQLite.
+    from vidpipe.store.video_rows import row_type_problem
+
+    problem = row_type_problem(obj)
+    if problem:
+        raise WireError(problem)
+
+
 def _check_pixels(pixels: Any) -> None:
     if not (isinstance(pixels, np.ndarray) and pixels.dtype == np.uint8 and pixels.ndim == 3
             and pixels.shape[2] == 3):
@@ -89,8 +98,10 @@ ALLOWED_CLASSES: dict[str, Callable[[Any], None] | None] = {
     "vidpipe.pipeline.face_stage:FaceInput": _check_face_input,
     "vidpipe.video.vpdq:VpdqFeature": None,
     "vidpipe.pipeline.video_task:VideoProbe": None,  # plain numbers; vidpipe.video.budget bounds them
+    "vidpipe.store.video_rows:KeyframeRow": _check_video_row,
+    "vidpipe.store.video_rows:VpdqRow": _check_video_row,
     "vidpipe.extract.scenes.geometry:LocalFeatures": _check_local_features,
-    "indexer.query_prep:QueryFeatures": _check_query_features,
+    "vidpipe.search.query_prep:QueryFeatures": _check_query_features,
 }
 
 _I64 = struct.Struct("<q")

@@ -47,6 +47,9 @@ class CaseWriter:
     _ops: int = field(default=0, init=False)
 
     # -- transactions -------------------------------------------------------------------------
+    # Not casedb.transaction: each write opens the batch (`begin`) and the runner commits when it
+    # chooses (every 2,000 discovered paths, after archive members, at the end of a pass), so one
+    # transaction spans many calls and cannot be a `with` block. Batching is what keeps ingest fast.
     def begin(self) -> None:
         if not self._in_tx:
             self.conn.execute("BEGIN IMMEDIATE")
@@ -180,20 +183,21 @@ class CaseWriter:
         self._ops += 1
         detail = dict(result.detail)
         detail.pop("elapsed_ms", None)  # timing differs between runs; it is not a property of the evidence
-        frames = detail.pop("_keyframe_rows", None)
-        vpdq = detail.pop("_vpdq_rows", None)
+        frames, vpdq = result.keyframes, result.vpdq
         if frames is not None:
-            kept = self._drop_gone_frame_features(result.sha256, {_frame_key(f[0]) for f in frames})
+            kept = self._drop_gone_frame_features(result.sha256, {_frame_key(f.time_s) for f in frames})
             if kept:
                 detail["faces_kept_for_review"] = kept  # faces at dropped frame times a reviewer used
             self.conn.execute("DELETE FROM frames WHERE sha256=?", (result.sha256,))
             self.conn.executemany(
                 "INSERT INTO frames(sha256, time_s, frame_index, shot_id, reason, pdq, pdq_quality, phash) "
-                "VALUES (?,?,?,?,?,?,?,?)", [(result.sha256, *f) for f in frames])
+                "VALUES (?,?,?,?,?,?,?,?)",
+                [(result.sha256, f.time_s, f.frame_index, f.shot_id, f.reason, f.pdq, f.pdq_quality, f.phash)
+                 for f in frames])
         if vpdq is not None:
             self.conn.execute("DELETE FROM vpdq WHERE sha256=?", (result.sha256,))
             self.conn.executemany("INSERT INTO vpdq(sha256, frame_number, quality, pdq, time_s) VALUES (?,?,?,?,?)",
-                                  [(result.sha256, *f) for f in vpdq])
+                                  [(result.sha256, f.frame_number, f.quality, f.pdq, f.time_s) for f in vpdq])
         self.conn.execute(
             "UPDATE media SET state='done', status=?, reason=?, width=?, height=?, exif=?, detail=?, done_run=? "
             "WHERE sha256=?",
