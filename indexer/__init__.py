@@ -1,11 +1,14 @@
-"""FAISS indexes and search over a case.
+"""A FAISS index library: ids and vectors in, nearest neighbours out, atomic files on disk.
 
-- `indexer.base`: the index contract (build/add/remove/search/range_search/save/load).
+It knows nothing of cases, evidence or vidpipe (tests/test_layers.py checks that it imports only
+the standard library, numpy and faiss): what goes into an index, and what a database fingerprint
+or a producer version is, the caller passes in (`vidpipe.search.build` for the case's indexes).
+
+- `indexer.base`: the index contract (build/add/remove/search/range_search/save/load), atomic writes.
 - `indexer.float_index`: face and scene embeddings, inner product: exact while small, IVF-Flat or
   IVF-PQ (re-ranked) above that, HNSW on request; recall measured at build time.
 - `indexer.binary_index`: PDQ / pHash codes, Hamming distance.
 - `indexer.store`: atomic files + manifest, checks on load, quarantine.
-- `indexer.build`: `ensure_indexes` (load or rebuild from case.sqlite), `index_counts` (for verify).
-- `indexer.search`: `search(case_dir, query, mode, top_k)`, shared by the CLI and the UI.
-- `indexer.calibrate`: face threshold calibration on labelled photos.
+- `indexer.sharded_build`: train once, add shards, merge in memory or on disk.
+- `indexer.bench`: build/search benchmarks on synthetic data.
 """

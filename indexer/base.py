@@ -13,6 +13,8 @@ tampered file never reaches FAISS's parser.
 
 from __future__ import annotations
 
+import os
+import tempfile
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import ClassVar
@@ -90,8 +92,6 @@ class Index(ABC):
         This writes the index file alone; `indexer.store.save_index` adds the manifest that makes
         it trustworthy on load.
         """
-        from indexer.store import atomic_write_bytes
-
         path = Path(directory) / f"{name}{INDEX_FILE_SUFFIX}"
         atomic_write_bytes(path, self.to_bytes())
         return path
@@ -101,3 +101,27 @@ class Index(ABC):
         """Read ``<directory>/<name>.faiss`` without any check (use `indexer.store.load_index` for that)."""
         data = (Path(directory) / f"{name}{INDEX_FILE_SUFFIX}").read_bytes()
         return cls.from_bytes(data, kind or cls.kind)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write to a temp file in the same folder, fsync it, rename over ``path``, fsync the folder."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)

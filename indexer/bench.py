@@ -146,7 +146,7 @@ def bench_float(data: FloatData, index: str = "auto", *, threads: int = 1, exact
                 max_index_bytes: int | None = None) -> dict:
     """Build the index the product would build (all cores), then time single queries on
     ``threads`` threads against the exhaustive scan on the same threads."""
-    import faiss
+    import faiss  # lazy: heavy
 
     n, dim = data.vectors.shape
     kind = choose_float_kind(n, dim, exact_max_bytes=exact_max_bytes, max_index_bytes=max_index_bytes) \
@@ -196,20 +196,20 @@ class _threads:
         self.n = n
 
     def __enter__(self) -> None:
-        import faiss
+        import faiss  # lazy: heavy
 
         self.before = faiss.omp_get_max_threads()
         faiss.omp_set_num_threads(self.n)
 
     def __exit__(self, *exc) -> None:
-        import faiss
+        import faiss  # lazy: heavy
 
         faiss.omp_set_num_threads(self.before)
 
 
 def bench_pdq(data: CodeData, *, threads: int = 1) -> dict:
     """PDQ range search at distance 31: index vs exhaustive scan, recall against numpy brute force."""
-    import faiss
+    import faiss  # lazy: heavy
 
     n = len(data.codes)
     ids = np.arange(n, dtype=np.int64)
@@ -248,7 +248,7 @@ def run_bench(kind: str, n: int, n_queries: int = 200, index: str = "auto", *, t
               build_threads: int | None = None, seed: int = 0, intrinsic: int | None = None,
               max_index_bytes: int | None = None, exact_max_bytes: int | None = None) -> dict:
     """One benchmark; returns the issue's keys first (`OUTPUT_KEYS`), extras after."""
-    import faiss
+    import faiss  # lazy: heavy
 
     if kind not in BENCH_KINDS:
         raise ValueError(f"unknown kind {kind!r}; choose from {', '.join(BENCH_KINDS)}")

@@ -115,7 +115,7 @@ class BinaryIndex(Index):
         self._mih: tuple[MultiIndexHash, np.ndarray] | None = None
 
     def _new(self):
-        import faiss
+        import faiss  # lazy: heavy
 
         return faiss.IndexBinaryIDMap2(faiss.IndexBinaryFlat(self.dim))
 
@@ -139,7 +139,7 @@ class BinaryIndex(Index):
 
     def prepare(self) -> None:
         """Build the multi-index hash now (else the first large range search builds it)."""
-        import faiss
+        import faiss  # lazy: heavy
 
         if self.range_method == "mih" and self._mih is None:
             storage = faiss.downcast_IndexBinary(self._index.index)
@@ -159,7 +159,7 @@ class BinaryIndex(Index):
         self._mih = None
 
     def remove(self, ids) -> int:
-        import faiss
+        import faiss  # lazy: heavy
 
         ids = np.ascontiguousarray(np.asarray(ids, dtype=np.int64).reshape(-1))
         self._mih = None
@@ -206,18 +206,18 @@ class BinaryIndex(Index):
         return out
 
     def ids(self) -> np.ndarray:
-        import faiss
+        import faiss  # lazy: heavy
 
         return faiss.vector_to_array(self._index.id_map).astype(np.int64)
 
     def to_bytes(self) -> bytes:
-        import faiss
+        import faiss  # lazy: heavy
 
         return faiss.serialize_index_binary(self._index).tobytes()
 
     @classmethod
     def from_bytes(cls, data: bytes, kind: str = KIND_BINARY_FLAT) -> BinaryIndex:
-        import faiss
+        import faiss  # lazy: heavy
 
         if kind != KIND_BINARY_FLAT:
             raise ValueError(f"unknown binary index kind {kind!r}")

@@ -9,7 +9,7 @@ never mistaken for an exhaustive one):
 - ``ivf-pq-ip``: inverted file with product-quantised residuals (`IndexIVFPQ`, ``pq_m`` bytes per
   vector); the compressed mode. PQ scores are approximate, so when the index has a
   ``rerank_source`` (the case database's own float32 copy of every vector, attached by
-  `indexer.build`) it shortlists ``RERANK_FACTOR`` x k candidates and re-scores them exactly:
+  `vidpipe.search.build`) it shortlists ``RERANK_FACTOR`` x k candidates and re-scores them exactly:
   the scores it returns are then true inner products, and the memory held stays the codes.
 - ``hnsw-ip``: HNSW graph; explicit only, never chosen automatically: it cannot delete (every
   retention removal would rebuild it) and builds slowly on 2 cores (50k clustered 512-d vectors
@@ -158,7 +158,7 @@ class FloatIndex(Index):
         return {}
 
     def _new(self, nlist: int):
-        import faiss
+        import faiss  # lazy: heavy
 
         if self.kind == KIND_FLAT:
             return faiss.IndexIDMap2(faiss.IndexFlatIP(self.dim))
@@ -226,7 +226,7 @@ class FloatIndex(Index):
             self._index.add_with_ids(x[start:start + step], ids[start:start + step])
 
     def remove(self, ids) -> int:
-        import faiss
+        import faiss  # lazy: heavy
 
         if self.kind == KIND_HNSW:  # FAISS's HNSW cannot delete: rebuild from the database instead
             raise NotImplementedError("an HNSW index cannot remove vectors; rebuild it")
@@ -279,7 +279,7 @@ class FloatIndex(Index):
         return out
 
     def ids(self) -> np.ndarray:
-        import faiss
+        import faiss  # lazy: heavy
 
         if self.kind not in IVF_KINDS:
             return faiss.vector_to_array(self._index.id_map).astype(np.int64)
@@ -292,13 +292,13 @@ class FloatIndex(Index):
         return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
 
     def to_bytes(self) -> bytes:
-        import faiss
+        import faiss  # lazy: heavy
 
         return faiss.serialize_index(self._index).tobytes()
 
     @classmethod
     def from_bytes(cls, data: bytes, kind: str) -> FloatIndex:
-        import faiss
+        import faiss  # lazy: heavy
 
         if kind not in FLOAT_KINDS:
             raise ValueError(f"unknown float index kind {kind!r}")
@@ -358,7 +358,7 @@ def array_source(ids: np.ndarray, vectors: np.ndarray) -> VectorSource:
 def exact_neighbours(vectors: np.ndarray, queries: np.ndarray, k: int, exclude=None) -> np.ndarray:
     """Ground truth: row numbers of the k best inner products per query, by brute force without
     copying ``vectors`` (``exclude[i]``: a row to leave out for query i, e.g. the query itself)."""
-    import faiss
+    import faiss  # lazy: heavy
 
     extra = 0 if exclude is None else 1
     _, rows = faiss.knn(np.ascontiguousarray(queries, np.float32), vectors, min(k + extra, len(vectors)),

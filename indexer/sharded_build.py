@@ -81,7 +81,7 @@ def merge_on_disk(trained: bytes, shard_paths: list[Path], ivfdata: Path, index_
     ``index_path`` is small (quantizer + list offsets) and names ``ivfdata``, which holds the codes
     and ids; neither the shards nor the result need to fit in RAM.
     """
-    from faiss.contrib.ondisk import merge_ondisk
+    from faiss.contrib.ondisk import merge_ondisk  # lazy: heavy
 
     index = from_bytes(trained)
     merge_ondisk(index, [str(p) for p in shard_paths], str(ivfdata))

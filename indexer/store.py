@@ -22,13 +22,12 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from indexer.base import INDEX_FILE_SUFFIX, Index
+from indexer.base import INDEX_FILE_SUFFIX, Index, atomic_write_bytes
 from indexer.binary_index import KIND_BINARY_FLAT, BinaryIndex
 from indexer.float_index import FLOAT_KINDS, FloatIndex
 
@@ -84,30 +83,6 @@ def manifest_path(directory: Path, name: str) -> Path:
     return Path(directory) / f"{name}{MANIFEST_SUFFIX}"
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a temp file in the same folder, fsync it, rename over ``path``, fsync the folder."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-
-
 def cleanup_temp_files(directory: Path, older_than_s: float = TEMP_STALE_S) -> list[Path]:
     """Delete temp files left by writes that never finished (a killed process); return them.
 
@@ -161,11 +136,10 @@ _FIELD_TYPES = {"name": str, "generation": int, "kind": str, "metric": str, "dim
 
 
 def save_index(directory: Path, name: str, index: Index, db_fingerprint: dict, params: dict | None = None,
-               previous_generation: int = 0) -> Manifest:
+               previous_generation: int = 0, producer_version: str = "") -> Manifest:
     """Persist ``index`` and its manifest atomically; the generation counts up from the last manifest
-    (the one on disk, ``previous_generation``, or one in quarantine: it never goes back)."""
-    from vidpipe import __version__
-
+    (the one on disk, ``previous_generation``, or one in quarantine: it never goes back).
+    ``producer_version``: the caller's version, recorded in the manifest (``vidpipe_version``)."""
     directory = Path(directory)
     try:
         previous = read_manifest(directory, name)
@@ -178,7 +152,7 @@ def save_index(directory: Path, name: str, index: Index, db_fingerprint: dict, p
         metric=index.metric, dim=index.dim, vector_count=len(index), index_sha256=sha256_bytes(data),
         index_bytes=len(data), db_fingerprint=db_fingerprint, params=dict(params or {}),
         created_utc=datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z"),
-        vidpipe_version=__version__)
+        vidpipe_version=producer_version)
     atomic_write_bytes(index_path(directory, name), data)
     atomic_write_bytes(manifest_path(directory, name), manifest.to_json().encode())
     return manifest

@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import io
 import warnings
+import zlib
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from PIL import Image, ImageFile
+
+from vidpipe import filetype
 
 try:  # HEIC/HEIF through pillow-heif; optional at import, required by the allowlist when present.
     import pillow_heif
@@ -203,8 +206,6 @@ class PageRenderer:
     """
 
     def __init__(self, stream: BinaryIO, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
-        from vidpipe import filetype
-
         label = filetype.sniff(stream.read(filetype.SNIFF_BYTES)).label
         stream.seek(0)
         formats = ALLOWED_FORMATS.get(label)
@@ -257,8 +258,6 @@ def png_integrity_problem(data: bytes) -> str | None:
     Pillow decodes a PNG whose IDAT CRC or zlib checksum is missing without complaint; bytes are
     still missing, so such a file must not be called ``ok``.
     """
-    import zlib
-
     pos, idat = 8, zlib.decompressobj()
     saw_idat = stream_ended = False
     while pos + 8 <= len(data):

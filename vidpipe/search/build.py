@@ -1,5 +1,8 @@
 """Build, check and rebuild the case's indexes from case.sqlite (the system of record).
 
+This is where the case database meets the FAISS library (`indexer`, which knows nothing of cases):
+it reads rows, decides what each index must hold, and hands ids and vectors to `indexer`.
+
 Indexes and the ids they hold:
 
 - ``face``: one vector per row of ``faces`` for one embedder (``params.model_key``); id =
@@ -32,6 +35,7 @@ import json
 import logging
 import os
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -47,8 +51,19 @@ from indexer.float_index import (
     feasible_kind,
     tune_nprobe,
 )
-from indexer.store import Manifest, check_files, cleanup_temp_files, load_index, save_index
+from indexer.store import (
+    Manifest,
+    check_files,
+    cleanup_temp_files,
+    index_path,
+    load_index,
+    manifest_path,
+    save_index,
+)
+from vidpipe import __version__
+from vidpipe.errors import UsageError
 from vidpipe.extract.hashers import PDQ_MIN_QUALITY
+from vidpipe.store.casedb import CasePaths
 
 log = logging.getLogger(__name__)
 
@@ -84,8 +99,6 @@ class IndexPolicy:
     @classmethod
     def from_env(cls) -> IndexPolicy:
         """``$VIDPIPE_FLOAT_INDEX`` and ``$VIDPIPE_MAX_INDEX_BYTES`` (suffixes K, M, G, T allowed)."""
-        from vidpipe.errors import UsageError
-
         try:
             return cls(kind=os.environ.get(ENV_FLOAT_KIND, "").strip() or "auto",
                        max_index_bytes=parse_bytes(os.environ.get(ENV_MAX_INDEX_BYTES, "")))
@@ -284,8 +297,6 @@ def build_index(conn: sqlite3.Connection, name: str, params: dict,
 
 
 def _indexes_dir(case) -> Path:
-    from vidpipe.store.casedb import CasePaths
-
     if isinstance(case, CasePaths):
         return case.indexes
     return CasePaths(Path(case).resolve()).indexes
@@ -320,7 +331,8 @@ def ensure_indexes(case, conn: sqlite3.Connection, kinds=INDEX_NAMES, *,
         status = "built" if loaded.problem == "missing" else "rebuilt"
         try:
             manifest = save_index(directory, name, index, fp, {**params, **stats},
-                                  previous_generation=loaded.manifest.generation if loaded.manifest else 0)
+                                  previous_generation=loaded.manifest.generation if loaded.manifest else 0,
+                                  producer_version=__version__)
         except OSError as exc:  # a read-only case folder still gets correct (in-memory) search
             log.warning("index %s could not be saved (%s); using it in memory", name, exc)
             manifest, status = None, "memory"
@@ -409,8 +421,6 @@ def remove_from_indexes(case, conn: sqlite3.Connection, handles: dict[str, Index
     Either way no file is left that still holds a removed vector: an index that cannot be saved
     is deleted (search rebuilds it), and the caller purges the quarantine.
     """
-    from indexer.store import index_path, manifest_path
-
     directory = _indexes_dir(case)
     out: dict[str, dict] = {}
     for name, handle in handles.items():
@@ -427,7 +437,7 @@ def remove_from_indexes(case, conn: sqlite3.Connection, handles: dict[str, Index
             stats = {**(handle.manifest.params if handle.manifest else handle.params), **params}
             if isinstance(handle.index, FloatIndex) and not handle.index.exact:
                 stats.update(handle.index.params)  # the recall measured at build still describes the cells
-            manifest = save_index(directory, name, handle.index, fp, stats)
+            manifest = save_index(directory, name, handle.index, fp, stats, producer_version=__version__)
             report.update(status="updated", vectors=len(handle.index), generation=manifest.generation)
         except NotImplementedError:
             fresh = ensure_indexes(case, conn, (name,), face_model_key=params.get("model_key"), policy=policy)[name]
@@ -439,3 +449,23 @@ def remove_from_indexes(case, conn: sqlite3.Connection, handles: dict[str, Index
             report.update(status="deleted", vectors=None, problem=f"could not save ({exc}); deleted")
         out[name] = report
     return out
+
+
+def index_removal(case, conn: sqlite3.Connection, sha256s: list[str]) -> Callable[[], dict[str, dict]]:
+    """Before the rows of these contents are deleted: every index as it is now (loaded, or rebuilt
+    if it was stale) and the ids these contents hold in it. Returns the step to run once the rows
+    are gone: it deletes those ids from the indexes (`remove_from_indexes`) and reports per index.
+
+    `vidpipe.store.retention.remove_content` takes this function as its ``index_removal`` (the store
+    layer does not build indexes itself)."""
+    handles = ensure_indexes(case, conn, INDEX_NAMES)
+    removed = {name: media_index_ids(conn, name, h.params, sha256s) for name, h in handles.items()}
+    return lambda: remove_from_indexes(case, conn, handles, removed)
+
+
+def refresh_indexes(paths, conn: sqlite3.Connection) -> dict[str, dict]:
+    """Bring every index up to date with the case (derived data; search would do it too): per
+    index, its vector count and whether it was loaded, built or rebuilt. The ingest summary's
+    ``indexes`` (`vidpipe.pipeline.runner.run_ingest` takes this function as ``refresh_indexes``)."""
+    handles = ensure_indexes(paths, conn)
+    return {name: {"vectors": len(h.index), "status": h.status} for name, h in handles.items()}

@@ -26,7 +26,11 @@ from pathlib import Path
 
 import numpy as np
 
-from vidpipe.errors import UsageError, VidpipeError
+from vidpipe.errors import MissingDependencyError, UsageError, VidpipeError
+from vidpipe.search.api import read_query
+from vidpipe.search.build import face_model_keys
+from vidpipe.search.faces import detect_and_embed, load_face_models
+from vidpipe.store.casedb import WriteLock, open_case, transaction, utc_now
 
 DEFAULT_TARGET_FAR = 0.001
 ROC_FARS = (0.1, 0.01, 0.001, 0.0001)
@@ -65,8 +69,6 @@ def read_labels(csv_path: Path) -> list[LabelledPhoto]:
 
 def embed_photos(photos: list[LabelledPhoto], models) -> tuple[list[int], np.ndarray, list[dict]]:
     """(indices of enrolled photos, their embeddings, failures {"file", "reason"})."""
-    from indexer.search import detect_and_embed, read_query
-
     enrolled, vectors, failures = [], [], []
     for i, photo in enumerate(photos):
         try:
@@ -129,11 +131,6 @@ def roc_summary(genuine: np.ndarray, impostor: np.ndarray) -> dict:
 def calibrate_faces(case_dir: Path, labels_csv: Path, target_far: float = DEFAULT_TARGET_FAR, *,
                     models=None) -> dict:
     """Measure, pick and store the face threshold for the case's embedder; return what was stored."""
-    from indexer.build import face_model_keys
-    from indexer.search import load_face_models
-    from vidpipe.errors import MissingDependencyError
-    from vidpipe.store.casedb import WriteLock, open_case, utc_now
-
     if not 0.0 < target_far < 1.0:
         raise UsageError("--target-far must be between 0 and 1")
     photos = read_labels(labels_csv)
@@ -159,20 +156,14 @@ def calibrate_faces(case_dir: Path, labels_csv: Path, target_far: float = DEFAUL
         detail = {"protocol": "largest face per photo; impostors within one source_repo; accept = score >= threshold",
                   "failed_to_enrol": failures, **roc}
         target = f"FAR={target_far:g}"
-        with WriteLock(paths):
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                conn.execute("UPDATE calibrations SET active = 0 WHERE kind = 'face' AND model_key = ?",
-                             (models.model_key,))
-                cur = conn.execute(
-                    "INSERT INTO calibrations(kind, model_key, threshold, target, far, frr, n_genuine, n_impostor, "
-                    "labels, detail, created_utc, active) VALUES ('face',?,?,?,?,?,?,?,?,?,?,1)",
-                    (models.model_key, threshold, target, far, frr, len(genuine), len(impostor), json.dumps(labels),
-                     json.dumps(detail), utc_now()))
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+        with WriteLock(paths), transaction(conn):  # the old calibration retired and the new one stored together
+            conn.execute("UPDATE calibrations SET active = 0 WHERE kind = 'face' AND model_key = ?",
+                         (models.model_key,))
+            cur = conn.execute(
+                "INSERT INTO calibrations(kind, model_key, threshold, target, far, frr, n_genuine, n_impostor, "
+                "labels, detail, created_utc, active) VALUES ('face',?,?,?,?,?,?,?,?,?,?,1)",
+                (models.model_key, threshold, target, far, frr, len(genuine), len(impostor), json.dumps(labels),
+                 json.dumps(detail), utc_now()))
         return {"calibration_id": cur.lastrowid, "kind": "face", "model_key": models.model_key,
                 "threshold": threshold, "target": target, "far": far, "frr": frr, "n_genuine": len(genuine),
                 "n_impostor": len(impostor), "labels": labels, "failed_to_enrol": failures,

@@ -12,6 +12,8 @@ existed is scored by its vPDQ query share instead (``score_signal`` says which).
 Both brute-force over hashes held in the case database with numpy popcounts: a case with
 100 000 keyframes is 3.2 MB of PDQ codes, a few milliseconds per query. The binary FAISS index
 takes over when that stops being true (see indexer/binary_index.py).
+
+Video keyframes also answer still queries: `keyframe_hits` (used by near-dup search).
 """
 
 from __future__ import annotations
@@ -22,12 +24,30 @@ from pathlib import Path
 import numpy as np
 
 from vidpipe.extract.hashers import PDQ_MATCH_DISTANCE, PDQ_MIN_QUALITY
+from vidpipe.search.media import media_info
+from vidpipe.search.query_prep import prepare_query
+from vidpipe.video.tmk import SIGNAL, TMK_LEVEL1_THRESHOLD, from_hex, level1
 from vidpipe.video.vpdq import (
     VPDQ_COMPARED_MATCH_THRESHOLD_PERCENT,
     VPDQ_QUERY_MATCH_THRESHOLD_PERCENT,
     VpdqFeature,
     match_vpdq,
 )
+
+
+def search_video(conn, qpath, data, file_type, top_k) -> dict:
+    """The contract's search object for ``--mode video``."""
+    query, query_tmk = query_signatures(data, file_type)
+    hits = search_videos(conn, query, top_k, query_tmk)
+    media = media_info(conn, [h["sha256"] for h in hits])
+    results = [{"rank": rank, "score": h["score"], "query_face": None,
+                "media": {**media[h["sha256"]], "video_time_s": None}, "box": None,
+                "score_signal": h["score_signal"], "vpdq_match": h["vpdq_match"],
+                "query_match_percent": h["query_match_percent"],
+                "compared_match_percent": h["compared_match_percent"], "above_threshold": h["above_threshold"]}
+               for rank, h in enumerate(hits, 1)]
+    return {"query": {"path": qpath, "mode": "video", "faces": [], "vpdq_frames": len(query)},
+            "threshold": VIDEO_THRESHOLD, "threshold_source": VIDEO_THRESHOLD_SOURCE, "results": results}
 
 
 def query_vpdq(data: bytes | Path, file_type) -> list[VpdqFeature]:
@@ -37,9 +57,7 @@ def query_vpdq(data: bytes | Path, file_type) -> list[VpdqFeature]:
 
 def query_signatures(data: bytes | Path | str, file_type) -> tuple[list[VpdqFeature], np.ndarray | None]:
     """(vPDQ features, TMK level-1 feature) of a query video, from one decode in a sandboxed worker
-    with ingest's limits and at most ``query_prep.QUERY_MAX_FRAMES`` frames (indexer.query_prep)."""
-    from indexer.query_prep import prepare_query
-
+    with ingest's limits and at most ``query_prep.QUERY_MAX_FRAMES`` frames (vidpipe.search.query_prep)."""
     prepared = prepare_query(data if isinstance(data, bytes) else Path(data), file_type, "video")
     return prepared.vpdq, prepared.tmk
 
@@ -52,8 +70,6 @@ def case_vpdq(conn: sqlite3.Connection) -> dict[str, list[VpdqFeature]]:
 
 
 def case_tmk(conn: sqlite3.Connection) -> dict[str, np.ndarray]:
-    from vidpipe.video.tmk import SIGNAL, from_hex
-
     return {r["sha256"]: from_hex(r["value"]) for r in conn.execute(
         "SELECT sha256, value FROM signals WHERE signal = ?", (SIGNAL,))}
 
@@ -62,8 +78,6 @@ def search_videos(conn: sqlite3.Connection, query: list[VpdqFeature], top_k: int
                   query_tmk: np.ndarray | None = None) -> list[dict]:
     """Rank the case's videos by TMK level-1 similarity (vPDQ query share where a video has no TMK
     signature); every result carries Meta's vPDQ verdict and percentages too."""
-    from vidpipe.video.tmk import TMK_LEVEL1_THRESHOLD, level1
-
     tmk = case_tmk(conn) if query_tmk is not None else {}
     scored = []
     for sha256, features in case_vpdq(conn).items():
@@ -84,13 +98,7 @@ def search_videos(conn: sqlite3.Connection, query: list[VpdqFeature], top_k: int
             for score, _, sha, m, signal, above in scored[:top_k]]
 
 
-def _threshold() -> float:
-    from vidpipe.video.tmk import TMK_LEVEL1_THRESHOLD
-
-    return TMK_LEVEL1_THRESHOLD
-
-
-VIDEO_THRESHOLD = _threshold()
+VIDEO_THRESHOLD = TMK_LEVEL1_THRESHOLD
 VIDEO_THRESHOLD_SOURCE = {
     "calibration_id": None, "far": None, "frr": None, "target": "no cross-family match on ThreatExchange's clips",
     "default": (f"TMK level-1 (cosine of average PDQF features) >= {VIDEO_THRESHOLD:g}: the middle of the gap between "

@@ -17,16 +17,32 @@ and memory limits), never in the search process: evidence bytes are untrusted.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from indexer.build import ensure_indexes, face_model_keys
+from vidpipe.decode.image import decode_image
+from vidpipe.decode.model_input import from_decoded
 from vidpipe.errors import MissingDependencyError
+from vidpipe.extract.scenes.effnet import SCENE_MATCH_THRESHOLD
+from vidpipe.extract.scenes.geometry import MAX_SIDE, METHOD, combine, extract_features, match_features
+from vidpipe.extract.scenes.masking import body_boxes
+from vidpipe.models.registry import ModelConfig, load_case_models
+from vidpipe.pipeline.sandbox import SandboxLimits, SandboxPool, TaskFailure
+from vidpipe.search.build import ensure_indexes, face_model_keys
+from vidpipe.search.media import media_info, rows_by_id
+from vidpipe.search.query_prep import prepare_query
+from vidpipe.sources.base import ItemRef
+from vidpipe.sources.limits import ArchiveLimits
+from vidpipe.sources.opener import open_item, read_capped
+from vidpipe.store.queries.paths import first_source
+from vidpipe.video.frame_at import frame_at
 
 # Candidates verified geometrically per query (geometry.RERANK_TOP_K: 5 and 10 gave the same recall).
 RERANK_TOP_K = 10
@@ -48,21 +64,15 @@ class SceneModels:
 
 
 def load_scene_models(device: str | None = None) -> SceneModels:
-    """The default detector and scene embedder (MissingDependencyError, exit 3, when weights are missing)."""
-    from indexer.search import model_key_of
-    from vidpipe.extract.faces import get_detector
-    from vidpipe.extract.scenes import get_scene_embedder
-    from vidpipe.models.device import select_device
-
-    device = select_device(device)
-    embedder = get_scene_embedder(device=device)
-    return SceneModels(get_detector(device=device), embedder, model_key_of(embedder.weights_info(), "scene_embedder"))
+    """The default detector and scene embedder, through the one loader of a case's models
+    (`vidpipe.models.registry.load_case_models`; face embedder off). MissingDependencyError (exit 3)
+    when weights are missing."""
+    models = load_case_models(ModelConfig(embedder=None), device)
+    return SceneModels(models.detector, models.scene_embedder, models.scene_key)
 
 
 def scene_threshold() -> tuple[float, dict]:
     """The scene match threshold and where it comes from (there is no scene calibration command yet)."""
-    from vidpipe.extract.scenes.effnet import SCENE_MATCH_THRESHOLD
-
     return SCENE_MATCH_THRESHOLD, {
         "calibration_id": None, "far": None, "frr": None, "target": "0 false accepts on the evaluation set",
         "default": "bench.eval_scenes on ../shared/data/scenes + sample_media/rooms (30 images, 435 pairs, "
@@ -74,12 +84,7 @@ def scene_threshold() -> tuple[float, dict]:
 def query_scene(data, file_type, models: SceneModels) -> dict:
     """The query (its bytes or its path) as ingest sees it: {"pixels", "scale" (pixels / full width),
     "masked" (body boxes, pixel coordinates), "vector"}. Decoding and downscaling run in the sandbox
-    (indexer.query_prep); the models see only the bounded array that comes back."""
-    from pathlib import Path
-
-    from indexer.query_prep import prepare_query
-    from vidpipe.extract.scenes.masking import body_boxes
-
+    (vidpipe.search.query_prep); the models see only the bounded array that comes back."""
     prepared = prepare_query(data if isinstance(data, bytes) else Path(data), file_type, "scene")
     pixels, scale = prepared.pixels, prepared.scale
     faces = models.detector.detect(pixels)
@@ -111,9 +116,7 @@ def search_scenes(paths, conn: sqlite3.Connection, qpath: str, data: bytes, file
         c["geometry"] = geo
     candidates.sort(key=lambda c: (-c["score"], -c["cosine"], c["scene_id"]))
     hits = candidates[:top_k]
-    from indexer.search import _media_info
-
-    media = _media_info(conn, [h["sha256"] for h in hits])
+    media = media_info(conn, [h["sha256"] for h in hits])
     places = _places(conn, [h["sha256"] for h in hits])
     inv = 1.0 / query["scale"]
     results = []
@@ -133,7 +136,7 @@ def search_scenes(paths, conn: sqlite3.Connection, qpath: str, data: bytes, file
     out = {"query": {"path": qpath, "mode": "scene", "faces": [],
                      "masked": [[round(v * inv, 1) for v in b] for b in query["masked"]]},
            "threshold": threshold, "threshold_source": source, "results": results,
-           "rerank": {"method": _geometry_method(), "top_k": RERANK_TOP_K if rerank else 0,
+           "rerank": {"method": METHOD, "top_k": RERANK_TOP_K if rerank else 0,
                       "global_ms": round((t_global - t0) * 1000, 1), "verify_ms": round((t_verify - t_global) * 1000, 1)},
            "indexes": {"scene": handle.describe()}}
     if not counts:
@@ -142,15 +145,7 @@ def search_scenes(paths, conn: sqlite3.Connection, qpath: str, data: bytes, file
 
 
 def _fused(cosine: float, inliers: int | None) -> float:
-    from vidpipe.extract.scenes.geometry import combine
-
     return combine(cosine, inliers) if inliers is not None else float(cosine)
-
-
-def _geometry_method() -> str:
-    from vidpipe.extract.scenes.geometry import METHOD
-
-    return METHOD
 
 
 def _global_candidates(conn: sqlite3.Connection, index, vector: np.ndarray, n: int) -> list[dict]:
@@ -159,8 +154,6 @@ def _global_candidates(conn: sqlite3.Connection, index, vector: np.ndarray, n: i
     if k == 0:
         return []
     scores, ids = index.search(vector[None, :], k)
-    from indexer.search import rows_by_id
-
     rows = rows_by_id(conn, "SELECT scene_id, sha256, video_time_s, masked FROM scenes", "scene_id",
                       [int(i) for i in ids[0] if i >= 0])
     out = []
@@ -198,29 +191,16 @@ class CandidateTask:
 
 def candidate_features(task: CandidateTask):
     """Worker: read (hash-checked), decode upright, and extract RootSIFT features of one candidate."""
-    import hashlib
-
-    from vidpipe.extract.scenes.geometry import MAX_SIDE, extract_features
-    from vidpipe.sources.base import ItemRef
-    from vidpipe.sources.limits import ArchiveLimits
-    from vidpipe.sources.opener import open_item, read_capped
-
     with open_item(ItemRef.from_blob(task.ref), ArchiveLimits()) as stream:
         data = read_capped(stream, READ_CAP_BYTES)
     if hashlib.sha256(data).hexdigest() != task.sha256:
         raise ValueError("the evidence file changed since ingest")
     if task.kind == "video":
-        from vidpipe.video.frame_at import frame_at
-
         rgb = np.asarray(frame_at(data, task.video_time_s or 0.0), np.uint8)
         scale = 1.0
-    else:
-        from vidpipe.decode.image import decode_image
-
-        decoded = decode_image(data, task.label, min_side=MAX_SIDE)
-        full_width = decoded.height if decoded.orientation in (5, 6, 7, 8) else decoded.width
-        rgb = np.asarray(decoded.upright().convert("RGB"), np.uint8)
-        scale = rgb.shape[1] / full_width
+    else:  # the model-input recipe at SIFT's size: upright, not downscaled past the DCT reduction
+        prepared = from_decoded(decode_image(data, task.label, min_side=MAX_SIDE), max_side=None)
+        rgb, scale = prepared.pixels, prepared.scale
     mask = [tuple(v * scale for v in b) for b in task.masked]
     features = extract_features(rgb, mask)
     # Points back to full-resolution upright pixels, like the stored boxes.
@@ -231,14 +211,10 @@ def candidate_features(task: CandidateTask):
 
 def _verify(conn: sqlite3.Connection, query: dict, candidates: list[dict]) -> dict[int, dict]:
     """scene_id -> match_features result (or {"error": reason}) for each candidate."""
-    from vidpipe.extract.scenes.geometry import extract_features, match_features
-    from vidpipe.pipeline.sandbox import SandboxLimits, SandboxPool, TaskFailure
-
     query_features = extract_features(query["pixels"], query["masked"])
     tasks = {}
     for c in candidates:
-        row = conn.execute("SELECT m.label, m.kind, i.ref FROM media m JOIN items i ON i.sha256 = m.sha256 "
-                           "WHERE m.sha256=? ORDER BY i.locator_bytes LIMIT 1", (c["sha256"],)).fetchone()
+        row = first_source(conn, c["sha256"])
         if row is not None:
             tasks[c["scene_id"]] = CandidateTask(c["sha256"], bytes(row["ref"]), row["label"], row["kind"],
                                                  c["video_time_s"], tuple(tuple(b) for b in c["masked"]))

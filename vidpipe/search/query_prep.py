@@ -25,14 +25,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
+from vidpipe.decode.image import DecodeFailure, decode_image
+from vidpipe.decode.model_input import model_input
 from vidpipe.errors import UsageError, VidpipeError
+from vidpipe.extract.hashers import PDQHasher, PHasher
+from vidpipe.pipeline.sandbox import SandboxLimits, SandboxPool, TaskFailure
+from vidpipe.pipeline.video_task import DEMUXERS
+from vidpipe.search import MODES
+from vidpipe.sources.opener import open_file_readonly, read_capped
+from vidpipe.video import VideoOpenError, VpdqHasher, open_video, scan
+from vidpipe.video.tmk import TmkAverager
 
 # A query is a clip to look for, not a film: 30 min at 30 fps. Longer videos are refused before
 # decoding when the container says so, and stopped at this frame when it lies.
 QUERY_MAX_FRAMES = 54_000
-QUERY_READ_CAP = 512 * 1024**2  # indexer.search.QUERY_MAX_BYTES: a larger file is refused before
-MODES = ("face", "scene", "near-dup", "video")
+QUERY_READ_CAP = 512 * 1024**2  # vidpipe.search.api.QUERY_MAX_BYTES: a larger file is refused before
 
 
 @dataclass(frozen=True)
@@ -77,8 +86,6 @@ class QueryFeatures:
 # --------------------------------------------------------------------------------- in the worker
 def prepare_query_task(task: QueryTask) -> QueryFeatures:
     """Worker: decode the query and derive its features; a bad query ends as ``error``."""
-    from vidpipe.decode.image import DecodeFailure
-
     data = task.data if task.data is not None else _read(task.path)
     try:
         if task.mode == "video":
@@ -91,29 +98,19 @@ def prepare_query_task(task: QueryTask) -> QueryFeatures:
 
 
 def _read(path: str | None) -> bytes:
-    from vidpipe.sources.opener import open_file_readonly, read_capped
-
     with open_file_readonly(os.fsencode(path)) as fh:
         return read_capped(fh, QUERY_READ_CAP)
 
 
 def _image_features(task: QueryTask, data: bytes) -> QueryFeatures:
-    """As ingest prepares evidence for the model stage: decode, orient upright, downscale."""
-    from vidpipe.decode.image import decode_image
-    from vidpipe.pipeline.face_stage import FACE_DECODE_MIN_SIDE, make_face_input
-
-    big = decode_image(data, task.label, min_side=FACE_DECODE_MIN_SIDE, max_pixels=task.max_pixels)
-    del data
-    full_width = big.height if big.orientation in (5, 6, 7, 8) else big.width
-    item = make_face_input("query", big.upright())
-    return QueryFeatures(task.mode, pixels=item.pixels, scale=item.pixels.shape[1] / full_width)
+    """As ingest prepares evidence for the model stage (`vidpipe.decode.model_input`): decode,
+    orient upright, downscale."""
+    prepared = model_input(data, task.label, max_pixels=task.max_pixels)
+    return QueryFeatures(task.mode, pixels=prepared.pixels, scale=prepared.scale)
 
 
 def _near_dup_features(task: QueryTask, data: bytes) -> QueryFeatures:
     """The decode ingest hashes (pixels as stored, no EXIF rotation), all 8 dihedral variants."""
-    from vidpipe.decode.image import decode_image
-    from vidpipe.extract.hashers import PDQHasher
-
     decoded = decode_image(data, task.label, max_pixels=task.max_pixels)
     del data
     pdq = PDQHasher.dihedral(decoded.rgb)
@@ -123,10 +120,6 @@ def _near_dup_features(task: QueryTask, data: bytes) -> QueryFeatures:
 
 def dihedral_phashes(rgb) -> list[str]:
     """pHash of the 8 rotation/flip variants of a PIL image."""
-    from PIL import Image
-
-    from vidpipe.extract.hashers import PHasher
-
     t = Image.Transpose
     variants = [rgb] + [rgb.transpose(op) for op in (t.ROTATE_90, t.ROTATE_180, t.ROTATE_270, t.FLIP_LEFT_RIGHT,
                                                      t.FLIP_TOP_BOTTOM, t.TRANSPOSE, t.TRANSVERSE)]
@@ -152,10 +145,6 @@ class _FrameCap:
 
 def _video_features(task: QueryTask, data: bytes) -> QueryFeatures:
     """vPDQ and TMK level-1 of a query video, from one decode of at most ``max_frames`` frames."""
-    from vidpipe.pipeline.video_task import DEMUXERS
-    from vidpipe.video import VideoOpenError, VpdqHasher, open_video, scan
-    from vidpipe.video.tmk import TmkAverager
-
     too_long = (f"the query video is longer than {task.max_frames} frames; search with a shorter clip "
                 "(e.g. ffmpeg -t 600 -i video -c copy clip.mkv)")
     try:
@@ -184,8 +173,6 @@ def _video_features(task: QueryTask, data: bytes) -> QueryFeatures:
 def check_query_kind(file_type, mode: str) -> None:
     """Refuse a query of the wrong kind before anything decodes it (exit 2)."""
     if mode == "video":
-        from vidpipe.pipeline.video_task import DEMUXERS
-
         if file_type.kind != "video" or file_type.label not in DEMUXERS:
             raise UsageError(f"video mode needs a video query; the file is {file_type.label} ({file_type.kind})")
     elif file_type.kind != "image":
@@ -195,8 +182,6 @@ def check_query_kind(file_type, mode: str) -> None:
 def prepare_query(source: Path | bytes, file_type, mode: str, limits: QueryLimits = QueryLimits()) -> QueryFeatures:
     """Prepare a query (a file, or its bytes) in a sandboxed worker; ``VidpipeError`` (exit 1) with a
     one-line reason when it cannot be, ``UsageError`` (exit 2) when it is the wrong kind of file."""
-    from vidpipe.pipeline.sandbox import SandboxLimits, SandboxPool, TaskFailure
-
     if mode not in MODES:
         raise UsageError(f"unknown search mode {mode!r}; choose from {', '.join(MODES)}")
     check_query_kind(file_type, mode)
