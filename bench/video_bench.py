@@ -86,27 +86,11 @@ def baseline(path: Path) -> tuple[float, int]:
 
 
 def make_long_video(path: Path, seconds: float, width: int, height: int, fps: int = 30) -> Path:
-    """A moving checkerboard with a colour cut every 20 s (libx264 ultrafast)."""
-    import av
-    import numpy as np
+    """A moving low-detail checkerboard (64 px tiles) with a colour cut every 20 s (libx264 ultrafast)."""
+    from vidpipe.testing import make_checkerboard_video
 
-    yy, xx = np.mgrid[0:height, 0:width]
-    board = ((xx // 64 + yy // 64) % 2).astype(np.uint8)
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("libx264", rate=fps)
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.options = {"preset": "ultrafast", "crf": "30", "g": str(fps * 2)}
-        base = None
-        for i in range(int(seconds * fps)):
-            if i % (20 * fps) == 0:
-                colours = np.random.default_rng(i).integers(20, 235, size=(2, 3), dtype=np.uint8)
-                base = colours[board]
-            frame = av.VideoFrame.from_ndarray(np.roll(base, 4 * i, axis=1), format="rgb24")
-            for packet in stream.encode(frame):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
-    return path
+    return make_checkerboard_video(path, seconds, width, height, fps, shot_s=20.0, tile=64, tile_growth=0,
+                                   shift=4, colour_range=(20, 235), crf=30)
 
 
 def ingest_pass(path: Path) -> tuple[float, float, int]:

@@ -80,9 +80,9 @@ def _animated(frames: list, fmt: str, **kw) -> bytes:
 
 
 def _short_video(path: Path) -> None:
-    from test_video_budget import make_video  # imports PyAV: only when the corpus is built
+    from vidpipe.testing import make_checkerboard_video  # imports PyAV: only when the corpus is built
 
-    make_video(path, seconds=2.0, width=160, height=120, fps=10, shot_s=1.0)
+    make_checkerboard_video(path, seconds=2.0, width=160, height=120, fps=10, shot_s=1.0)
 
 
 def _key(*parts: bytes) -> str:

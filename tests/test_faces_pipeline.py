@@ -7,7 +7,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from conftest import REPO, export_records, run_json
+from conftest import REPO, copy_case, export_records, run_json
 
 FACE_FILES = {"photos/astronaut.jpg", "misc/archive.zip!portrait.jpg", "misc/truncated.jpg",
               "video/clip.mp4", "video/clip_small.mp4"}  # the videos show the astronaut from 1.6 s to 3.2 s
@@ -23,12 +23,12 @@ def faces_by_path(records: list[dict]) -> dict[str, list[dict]]:
 
 
 @pytest.fixture(scope="module")
-def face_case(tmp_path_factory) -> Path:
-    case = tmp_path_factory.mktemp("faces") / "case"
-    summary = run_json("ingest", str(REPO / "sample_media"), "--case", str(case), "--json")
+def face_case(tmp_path_factory, sample_case_template) -> Path:
+    # The session's ingest of sample_media (conftest; all default stages), copied for this module.
+    template, summary = sample_case_template
     assert summary["status"] == "completed"
     assert summary["faces"] == 5
-    return case
+    return copy_case(template, tmp_path_factory.mktemp("faces") / "case")
 
 
 def test_faces_found_where_expected_and_nowhere_else(face_case: Path) -> None:

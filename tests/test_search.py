@@ -15,26 +15,27 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPO, run_cli, run_json
+from conftest import REPO, copy_case, run_cli, run_json
 from PIL import Image
 
-from indexer.search import DEFAULT_FACE_CALIBRATION, search
 from vidpipe.extract.hashers import PDQ_MATCH_DISTANCE
+from vidpipe.search.api import search
+from vidpipe.search.faces import DEFAULT_FACE_CALIBRATION
 
 SAMPLE = REPO / "sample_media"
 
 
 @pytest.fixture(scope="module")
-def case(tmp_path_factory) -> Path:
-    case_dir = tmp_path_factory.mktemp("search") / "case"
-    summary = run_json("ingest", str(SAMPLE), "--case", str(case_dir), "--workers", "2", "--json")
+def case(tmp_path_factory, sample_case_template) -> Path:
+    # The session's ingest of sample_media (conftest: the same command this module used to run), copied.
+    template, summary = sample_case_template
     assert summary["status"] == "completed" and summary["faces"] >= 3
-    return case_dir
+    return copy_case(template, tmp_path_factory.mktemp("search") / "case")
 
 
 @pytest.fixture(scope="module")
 def face_models():
-    from indexer.search import load_face_models
+    from vidpipe.search.faces import load_face_models
 
     return load_face_models("cpu")
 
@@ -151,7 +152,7 @@ def test_usage_errors_and_missing_weights(case, tmp_path):
 
 
 def test_calibration_is_stored_and_used(case, face_models, eval_data, tmp_path):
-    from indexer.calibrate import calibrate_faces
+    from vidpipe.search.calibrate import calibrate_faces
 
     case_copy = tmp_path / "case"
     shutil.copytree(case, case_copy)
@@ -189,8 +190,8 @@ def test_face_hits_collapse_per_media_item_but_keep_video_frames(tmp_path):
     """One result per media item and query face (its best face), except separate frames of a video."""
     from test_indexer import _insert_face, _make_case
 
-    from indexer.build import ensure_indexes
-    from indexer.search import _face_hits
+    from vidpipe.search.build import ensure_indexes
+    from vidpipe.search.faces import face_hits
 
     paths, conn = _make_case(tmp_path / "case", n_media=3, faces_per_media=0)
     rng = np.random.default_rng(7)
@@ -209,11 +210,11 @@ def test_face_hits_collapse_per_media_item_but_keep_video_frames(tmp_path):
     _insert_face(conn, video, 0, near(0.02), "run-1", video_time_s=2.0)
     _insert_face(conn, other, 0, near(10.0), "run-1")
     index = ensure_indexes(paths, conn, ("face",))["face"].index
-    hits = _face_hits(conn, index, target, 0, 10, 0.5)
+    hits = face_hits(conn, index, target, 0, 10, 0.5)
     keys = [(h["media"]["sha256"], h["media"]["video_time_s"]) for h in hits]
     assert sorted(keys, key=str) == sorted([(image, None), (video, 1.0), (video, 2.0), (other, None)], key=str)
     best_image = next(h for h in hits if h["media"]["sha256"] == image)
     assert best_image["face_id"] == conn.execute(
         "SELECT face_id FROM faces WHERE sha256 = ? AND face_index = 0", (image,)).fetchone()[0]
     assert [h["above_threshold"] for h in hits] == [True, True, True, False]
-    assert len(_face_hits(conn, index, target, 0, 2, 0.5)) == 2
+    assert len(face_hits(conn, index, target, 0, 2, 0.5)) == 2

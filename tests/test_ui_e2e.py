@@ -31,14 +31,18 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-background-networking
                   "--disable-extensions", "--disable-default-apps", "--disable-domain-reliability",
                   "--window-size=1400,1100", "--remote-debugging-port=0", "--remote-allow-origins=*"]
 
-@pytest.fixture(autouse=True)
-def _needs_chromium() -> None:
+def require_chromium() -> None:
     """Skip without a browser locally; under CI=true a missing browser is a failure (make setup installs it)."""
     if not Path(CHROMIUM).exists():
         message = f"no Chromium at {CHROMIUM} (Debian: apt-get install chromium; or set VIDPIPE_CHROMIUM)"
         if os.environ.get("CI") == "true":
             pytest.fail(message)
         pytest.skip(message)
+
+
+@pytest.fixture(autouse=True)
+def _needs_chromium() -> None:
+    require_chromium()
 
 
 class Page:
@@ -145,6 +149,18 @@ def _page_ws(port: int) -> str:
     return next(t["webSocketDebuggerUrl"] for t in targets if t["type"] == "page")
 
 
+def new_context_page(port: int) -> tuple[Page, Page]:
+    """A page in a new browser context (its own cookies and storage) of the browser at ``port``, and the
+    browser-level connection that owns the context: closing that connection disposes of the context,
+    so tests sharing one browser (conftest's ``chromium_port``) never see each other's sessions."""
+    version = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/json/version", timeout=10).read())
+    browser = Page(version["webSocketDebuggerUrl"])
+    context = browser.send("Target.createBrowserContext", disposeOnDetach=True)["browserContextId"]
+    target = browser.send("Target.createTarget", url="about:blank", browserContextId=context,
+                          width=1400, height=1100)["targetId"]
+    return browser, Page(f"ws://127.0.0.1:{port}/devtools/page/{target}")
+
+
 def screenshot(page: Page, tmp_path: Path, name: str) -> bytes:
     """A PNG of the page, kept in tmp_path and, when $VIDPIPE_E2E_SCREENSHOTS names a folder, there."""
     time.sleep(0.5)  # let images finish loading
@@ -157,8 +173,8 @@ def screenshot(page: Page, tmp_path: Path, name: str) -> bytes:
     return shot
 
 
-def test_login_search_confirm_in_chromium(tmp_path):
-    pytest.importorskip("indexer.search", reason="indexer.search (the search API) is not installed")
+def test_login_search_confirm_in_chromium(tmp_path, chromium_port):
+    pytest.importorskip("vidpipe.search.api", reason="vidpipe.search.api (the search API) is not installed")
     case, evidence = tmp_path / "case", tmp_path / "evidence"
     shutil.copytree(SAMPLE / "photos", evidence)
     ingest = cli_json("ingest", str(evidence), "--case", str(case), "--workers", "2", "--json", "--no-progress")
@@ -170,10 +186,9 @@ def test_login_search_confirm_in_chromium(tmp_path):
     query.write_bytes(zipfile.ZipFile(SAMPLE / "misc" / "archive.zip").read("portrait.jpg"))
 
     server = Server(case, tmp_path / "netlog")
-    browser, port = _start_chromium(tmp_path / "profile")
-    page, failure = None, None
+    page = context = failure = None
     try:
-        page = Page(_page_ws(port))
+        context, page = new_context_page(chromium_port)
         page.enable()
         page.log_in(server.url, "rita", PASSWORD)
         page.wait_text("Case overview")
@@ -214,10 +229,9 @@ def test_login_search_confirm_in_chromium(tmp_path):
     except Exception as exc:  # noqa: BLE001 - re-raised below with the server's log
         failure = exc
     finally:
-        if page:
-            page.close()
-        browser.terminate()
-        browser.wait(timeout=20)
+        for connection in (page, context):
+            if connection:
+                connection.close()
         server_log = server.stop()
     if failure is not None:
         raise AssertionError(f"{failure}\n--- server log ---\n{server_log[-4000:]}") from failure

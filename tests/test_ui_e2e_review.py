@@ -25,13 +25,11 @@ import hashlib
 import json
 import shutil
 import sqlite3
-import subprocess
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
-from test_ui_e2e import Page, _needs_chromium, _page_ws, _start_chromium, screenshot  # noqa: F401 (autouse fixture)
+from test_ui_e2e import Page, _needs_chromium, new_context_page, screenshot  # noqa: F401 (autouse fixture)
 from test_ui_server import Server
 from test_ui_support import SAMPLE, cli, cli_json
 
@@ -43,17 +41,6 @@ QUERY = "rocket.jpg"
 
 
 # ---- browser helpers ---------------------------------------------------------------------------
-
-def _other_context(port: int) -> tuple[Page, Page]:
-    """A page in a new browser context of the running browser, and the browser-level connection
-    that owns the context (kept open: the context lives as long as it)."""
-    version = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/json/version", timeout=10).read())
-    browser = Page(version["webSocketDebuggerUrl"])
-    context = browser.send("Target.createBrowserContext")["browserContextId"]
-    target = browser.send("Target.createTarget", url="about:blank", browserContextId=context,
-                          width=1400, height=1100)["targetId"]
-    return browser, Page(f"ws://127.0.0.1:{port}/devtools/page/{target}")
-
 
 def _mouse_click(page: Page, js_element: str, what: str) -> None:
     """A real mouse click (press and release) at the centre of the element ``js_element`` yields."""
@@ -204,8 +191,8 @@ def _picked(case: Path, query: Path) -> list[dict]:
     return sorted(out, key=lambda r: -r["score"])[:4]
 
 
-def test_queue_two_sessions_keys_restart_and_anchor(tmp_path):
-    pytest.importorskip("indexer.search", reason="indexer.search (the search API) is not installed")
+def test_queue_two_sessions_keys_restart_and_anchor(tmp_path, chromium_port):
+    pytest.importorskip("vidpipe.search.api", reason="vidpipe.search.api (the search API) is not installed")
     started = time.time()
     case, evidence = tmp_path / "case", tmp_path / "evidence"
     shutil.copytree(SAMPLE / "near_dups", evidence)
@@ -222,12 +209,12 @@ def test_queue_two_sessions_keys_restart_and_anchor(tmp_path):
     send_order = sorted(picked, key=lambda r: r["score"])  # lowest first: a first-in-first-out queue would fail
 
     server = Server(case, tmp_path / "netlog")
-    browser_proc, port = _start_chromium(tmp_path / "profile")
-    page_a = page_b = browser_b = None
+    page_a = page_b = browser_a = browser_b = None
     failure = None
     try:
-        page_a = Page(_page_ws(port))
-        browser_b, page_b = _other_context(port)
+        # Two browser contexts of the session's one Chromium: two people, two cookie jars.
+        browser_a, page_a = new_context_page(chromium_port)
+        browser_b, page_b = new_context_page(chromium_port)
         for page in (page_a, page_b):
             page.enable()
 
@@ -312,14 +299,9 @@ def test_queue_two_sessions_keys_restart_and_anchor(tmp_path):
             except Exception:  # noqa: BLE001 - a picture of the failure is a bonus, never a second error
                 pass
     finally:
-        for page in (page_a, page_b, browser_b):
+        for page in (page_a, page_b, browser_a, browser_b):
             if page:
                 page.close()
-        browser_proc.terminate()
-        try:
-            browser_proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            browser_proc.kill()
         server_log = server.stop()
     if failure is not None:
         raise AssertionError(f"{failure}\n--- server log ---\n{server_log[-4000:]}") from failure

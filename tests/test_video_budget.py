@@ -8,32 +8,10 @@ import json
 import sqlite3
 from pathlib import Path
 
-import av
-import numpy as np
 import pytest
 
+from vidpipe.testing import make_checkerboard_video
 from vidpipe.video.budget import MAX_DURATION_S, hard_timeout_s, soft_budget_s
-
-
-def make_video(path: Path, seconds: float = 20.0, width: int = 640, height: int = 360, fps: int = 30,
-               shot_s: float = 5.0) -> Path:
-    """A low-detail moving checkerboard with a hard cut every ``shot_s`` seconds (libx264 ultrafast)."""
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("libx264", rate=fps)
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.options = {"preset": "ultrafast", "crf": "32", "g": str(fps * 2)}
-        yy, xx = np.mgrid[0:height, 0:width]
-        for shot in range(int(np.ceil(seconds / shot_s))):
-            colours = np.random.default_rng(shot).integers(30, 225, size=(2, 3), dtype=np.uint8)
-            board = ((xx // (16 + 8 * shot) + yy // (16 + 8 * shot)) % 2).astype(bool)
-            base = np.where(board[..., None], colours[0], colours[1]).astype(np.uint8)
-            for i in range(int(min(shot_s, seconds - shot * shot_s) * fps)):
-                frame = av.VideoFrame.from_ndarray(np.roll(base, 3 * i, axis=1), format="rgb24")
-                for packet in stream.encode(frame):
-                    out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +19,7 @@ def clip(tmp_path_factory) -> Path:
     """20 s of 640x360 at 30 fps, alone in its evidence folder (never committed)."""
     evidence = tmp_path_factory.mktemp("budget") / "evidence"
     evidence.mkdir()
-    return make_video(evidence / "clip.mp4")
+    return make_checkerboard_video(evidence / "clip.mp4")
 
 
 def test_budget_follows_duration_and_resolution_not_size() -> None:
@@ -68,8 +46,8 @@ def test_worker_stops_at_its_soft_budget_and_keeps_what_it_found(clip: Path) -> 
     result = process_video(task)
     assert (result.status, result.reason) == ("partial", "timeout")
     assert 0 < result.detail["decoded_until_s"] < result.detail["duration_s"] == pytest.approx(20.0, abs=0.1)
-    assert result.detail["_keyframe_rows"] and result.detail["_vpdq_rows"] and result.face_inputs
-    assert max(r[0] for r in result.detail["_keyframe_rows"]) <= result.detail["decoded_until_s"]
+    assert result.keyframes and result.vpdq and result.face_inputs
+    assert max(r.time_s for r in result.keyframes) <= result.detail["decoded_until_s"]
 
 
 def _ingest(case: Path, evidence: Path, **kw) -> dict:
