@@ -714,6 +714,12 @@ def run_variants(data: Path, quick: bool = False, room_dir: Path | None = None, 
             row.update(held_out_accepts(order, plain, es, thr))
             row["fa_at_0.83"] = held_out_accepts(order, plain, es, SCENE_MATCH_THRESHOLD)["false_accepts"]
             out["rows"].append(row)
+        # Local evidence (VLAD/ASMK over RootSIFT, fusion, verification): bench/eval_scenes_local.py.
+        from bench.eval_scenes_local import local_rows
+        out["rows"] += local_rows(es, vecs, ms_img, rate, quick=quick)
+        # Object-level cues (region Chamfer) and hotel-level claims: bench/eval_scenes_regions.py.
+        from bench.eval_scenes_regions import region_rows
+        out["rows"] += region_rows(es, vecs, ms_img, rate, quick=quick)
     return out
 
 
@@ -797,7 +803,9 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(result))
     else:
         parts = [markdown(result)] if args.variants != "only" else []
-        parts += [markdown_variants(result["variants"])] if args.variants != "none" else []
+        if args.variants != "none":
+            from bench.eval_scenes_regions import markdown_hotel
+            parts += [markdown_variants(result["variants"]), markdown_hotel(result["variants"]["rows"])]
         print("\n\n".join(parts))
     return 0
 

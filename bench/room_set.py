@@ -11,7 +11,10 @@ What it renders (numpy + OpenCV only, deterministic for a seed and library versi
 - a *room* of that hotel has its own layout and details: size, bed position, desk side, window wall
   and the view through it, door position and number plate, a second picture, scuffs on the walls;
 - a *view* is a pinhole camera inside the room (position, yaw -70..70 deg around the bed wall or a
-  side view of +-90 deg, pitch, horizontal FOV 50-85 deg), with its own lighting (day or
+  side view of +-90 deg, pitch, horizontal FOV 50-85 deg) that sees 15-80 % of what the reference
+  view sees (`view_overlap`, 3-D co-visibility through an id buffer; redrawn up to 12 times
+  otherwise: rooms-v1 had 6/72 views sharing < 5 % with every other view of their room and 14
+  near-copies of the reference, > 90 %), with its own lighting (day or
   lamp-lit night: gain, colour temperature, gamma, lamp glow), moved furniture (chair, suitcase,
   armchair) and, in some views, a person pasted in front (face box recorded, as ingest would have it).
   View 0 of each room is the clean reference (no person, default furniture, daylight).
@@ -20,7 +23,7 @@ lamps, desk, chair...), clipped at the near plane and drawn back to front (paint
 the shell first, then wall decorations, then furniture by distance), rendered at 2x and reduced.
 
 Output (outside the repository; default ~/.cache/vidpipe-eval/<SET_VERSION>[-quick]):
-`labels.csv` (file, hotel_id, room_id, view, person, face box, camera, lighting, moved),
+`labels.csv` (file, hotel_id, room_id, view, person, face box, camera, lighting, moved, covis_ref),
 `MANIFEST.md` (parameters and licences), `images/*.jpg`. `ensure_set` reuses a directory whose
 manifest matches the parameters, so the bench renders once.
 
@@ -42,7 +45,7 @@ from pathlib import Path
 
 import numpy as np
 
-SET_VERSION = "rooms-v1"
+SET_VERSION = "rooms-v2"  # v2: co-visibility with the reference view bounded (OVERLAP_RANGE)
 SEED = 20261204
 IMAGE_SIZE = (640, 480)  # w, h of the saved views (a phone photo reduced for the index)
 SUPERSAMPLE = 2  # render at 2x, reduce with INTER_AREA: no stair-step edges for the CNN to key on
@@ -460,6 +463,101 @@ def render(quads: list[Quad], cam: np.ndarray, R: np.ndarray, f: float, size: tu
     return img
 
 
+def id_buffer(quads: list[Quad], cam: np.ndarray, R: np.ndarray, f: float, size: tuple[int, int]) -> np.ndarray:
+    """(h, w) int32: index of the quad drawn at each pixel (-1: none), same culling and draw order
+    as `render` (so the same occlusions), without textures or light."""
+    import cv2
+
+    w, h = size
+    K = np.array([[f, 0, w / 2], [0, f, h / 2], [0, 0, 1]])
+    out = np.full((h, w), -1, np.int32)
+    order = sorted(range(len(quads)), key=lambda i: (quads[i].layer, -float(np.linalg.norm(
+        (quads[i].depth_key if quads[i].depth_key is not None else quads[i].origin + quads[i].u / 2 + quads[i].v / 2) - cam))
+        if quads[i].layer >= 2 else 0.0))
+    for i in order:
+        qd = quads[i]
+        centre = qd.origin + qd.u / 2 + qd.v / 2
+        if qd.normal is not None and float(np.dot(qd.normal, cam - centre)) <= 0:
+            continue
+        corners = np.stack([qd.origin, qd.origin + qd.u, qd.origin + qd.u + qd.v, qd.origin + qd.v])
+        poly = _clip_near((corners - cam) @ R.T, 0.05)
+        if len(poly) < 3:
+            continue
+        pts = poly @ K.T
+        pts = np.clip(pts[:, :2] / pts[:, 2:3], -1e5, 1e5)
+        m = np.zeros((h, w), np.uint8)
+        cv2.fillPoly(m, [np.round(pts * 16).astype(np.int32)], 1, cv2.LINE_8, shift=4)
+        out[m > 0] = i
+    return out
+
+
+def _camera(meta: dict, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, float]:
+    R = _rotation(math.radians(meta["yaw_deg"]), math.radians(meta["pitch_deg"]))
+    return np.array(meta["cam"], np.float64), R, size[0] / 2 / math.tan(math.radians(meta["fov_deg"]) / 2)
+
+
+def view_overlap(quads: list[Quad], meta_a: dict, meta_b: dict, size: tuple[int, int] = (160, 120)) -> float:
+    """Share of view a's pixels whose 3-D surface point is also visible in view b (same quad drawn at
+    its projection, inside b's frame): the co-visibility of two views of one room (0: nothing in
+    common, so no method could match them from the room itself). Cameras from the views' meta."""
+    cam_a, Ra, fa = _camera(meta_a, size)
+    cam_b, Rb, fb = _camera(meta_b, size)
+    ids_a, ids_b = id_buffer(quads, cam_a, Ra, fa, size), id_buffer(quads, cam_b, Rb, fb, size)
+    w, h = size
+    ys, xs = np.mgrid[0:h:2, 0:w:2]
+    ys, xs = ys.ravel(), xs.ravel()
+    qid = ids_a[ys, xs]
+    ok = qid >= 0
+    if not ok.any():
+        return 0.0
+    ys, xs, qid = ys[ok], xs[ok], qid[ok]
+    rays = np.stack([(xs + 0.5 - w / 2) / fa, (ys + 0.5 - h / 2) / fa, np.ones(len(xs))], 1) @ Ra  # world dirs
+    normals = np.array([np.cross(q.u, q.v) for q in quads])[qid]
+    origins = np.array([q.origin for q in quads])[qid]
+    den = np.einsum("ij,ij->i", normals, rays)
+    t = np.einsum("ij,ij->i", normals, origins - cam_a) / np.where(np.abs(den) < 1e-12, np.nan, den)
+    pc = (cam_a + t[:, None] * rays - cam_b) @ Rb.T
+    with np.errstate(invalid="ignore", divide="ignore"):
+        px, py = fb * pc[:, 0] / pc[:, 2] + w / 2, fb * pc[:, 1] / pc[:, 2] + h / 2
+        inside = (pc[:, 2] > 0.05) & (px >= 0) & (px < w) & (py >= 0) & (py < h)
+    hit = np.zeros(len(qid), bool)
+    hit[inside] = ids_b[py[inside].astype(int), px[inside].astype(int)] == qid[inside]
+    return float(hit.sum()) / len(qid)
+
+
+# Co-visibility of a non-reference view with the reference (view_overlap, share of its pixels):
+# ScanNet-style wide-baseline pairs (SuperGlue's ScanNet test pairs: overlap 0.4-0.8 of the frame)
+# share part of the room, never all and never none. Measured on rooms-v1 (this check added in v2):
+# 6/72 views shared < 5 % with every other view of their room, 14 shared > 90 % with the reference.
+OVERLAP_RANGE = (0.15, 0.8)
+OVERLAP_TRIES = 12
+OVERLAP_SIZE = (160, 120)
+
+
+def _ref_camera(W: float) -> tuple[np.ndarray, float, float, float]:
+    """The reference view's camera: from the door end, looking at the bed."""
+    return np.array([W / 2, 1.55, 0.45]), 0.0, math.radians(-8), math.radians(70)
+
+
+def _draw_camera(rng: np.random.Generator, room: Room) -> tuple[np.ndarray, float, float, float]:
+    """(position, yaw, pitch, horizontal FOV) of a non-reference view: aimed near the bed, or a side
+    view (20 %)."""
+    W, _, D = room.size
+    cam = np.array([rng.uniform(0.45, W - 0.45), rng.uniform(1.1, 1.8), rng.uniform(0.4, max(0.5, D - 2.3))])
+    side = rng.random() < 0.2
+    yaw = math.radians(float(rng.choice([-1, 1]) * rng.uniform(60, 95))) if side else math.radians(rng.uniform(-40, 40))
+    if not side:  # aim roughly at the bed
+        bed = np.array([room.layout["bed_x"] + 0.8, 0.6, D - 1.0])
+        yaw = math.atan2(bed[0] - cam[0], bed[2] - cam[2]) + math.radians(rng.uniform(-25, 25))
+    pitch, fov = math.radians(rng.uniform(-22, 0)), math.radians(rng.uniform(50, 85))
+    return cam, yaw, pitch, fov
+
+
+def _meta(cam: np.ndarray, yaw: float, pitch: float, fov: float) -> dict:
+    return {"cam": [float(c) for c in cam], "yaw_deg": math.degrees(yaw), "pitch_deg": math.degrees(pitch),
+            "fov_deg": math.degrees(fov)}
+
+
 @dataclass
 class View:
     image: np.ndarray
@@ -475,17 +573,21 @@ def render_view(seed: int, hotel: Hotel, room: Room, h: int, r: int, v: int, siz
     W, H, D = room.size
     ref = v == 0
     if ref:  # reference: from the door end, looking at the bed
-        cam = np.array([W / 2, 1.55, 0.45])
-        yaw, pitch, fov = 0.0, math.radians(-8), math.radians(70)
+        cam, yaw, pitch, fov = _ref_camera(W)
     else:
-        cam = np.array([rng.uniform(0.45, W - 0.45), rng.uniform(1.1, 1.8), rng.uniform(0.4, max(0.5, D - 2.3))])
-        side = rng.random() < 0.2
-        yaw = math.radians(float(rng.choice([-1, 1]) * rng.uniform(60, 95))) if side else math.radians(rng.uniform(-40, 40))
-        # aim roughly at the bed when not a side view
-        if not side:
-            bed = np.array([room.layout["bed_x"] + 0.8, 0.6, D - 1.0])
-            yaw = math.atan2(bed[0] - cam[0], bed[2] - cam[2]) + math.radians(rng.uniform(-25, 25))
-        pitch, fov = math.radians(rng.uniform(-22, 0)), math.radians(rng.uniform(50, 85))
+        cam, yaw, pitch, fov = _draw_camera(rng, room)
+        # Co-visibility with the reference kept in OVERLAP_RANGE: a view that shares nothing with
+        # the other views of its room cannot be matched from the room (rooms-v1 had 6/72 such views)
+        # and one that is nearly the reference is not wide-baseline. Redraws use their own stream,
+        # so a view's light, furniture and person are drawn the same whatever its camera needed.
+        covis = view_overlap(room.static, _meta(cam, yaw, pitch, fov), _meta(*_ref_camera(W)), OVERLAP_SIZE)
+        for attempt in range(OVERLAP_TRIES):
+            if OVERLAP_RANGE[0] <= covis <= OVERLAP_RANGE[1]:
+                break
+            redraw = _draw_camera(np.random.default_rng([seed, h, r, v, 4, attempt]), room)
+            c2 = view_overlap(room.static, _meta(*redraw), _meta(*_ref_camera(W)), OVERLAP_SIZE)
+            if abs(c2 - np.clip(c2, *OVERLAP_RANGE)) < abs(covis - np.clip(covis, *OVERLAP_RANGE)):
+                (cam, yaw, pitch, fov), covis = redraw, c2
     R = _rotation(yaw, pitch)
     big = (size[0] * SUPERSAMPLE, size[1] * SUPERSAMPLE)
     f = big[0] / 2 / math.tan(fov / 2)
@@ -528,7 +630,8 @@ def render_view(seed: int, hotel: Hotel, room: Room, h: int, r: int, v: int, siz
         img, face = paste_person(img, person_texture, cx_frac=float(rng.uniform(0.3, 0.7)),
                                  head_frac=float(rng.uniform(0.1, 0.15)))
         face = tuple(round(float(c), 1) for c in face)
-    meta = {"cam": [round(float(c), 3) for c in cam], "yaw_deg": round(math.degrees(yaw), 1),
+    covis = 1.0 if ref else covis
+    meta = {"covis_ref": round(float(covis), 3), "cam": [round(float(c), 3) for c in cam], "yaw_deg": round(math.degrees(yaw), 1),
             "pitch_deg": round(math.degrees(pitch), 1), "fov_deg": round(math.degrees(fov), 1),
             "light": "night" if night else "day", "gain": round(gain, 3), "gamma": round(gamma, 3), "moved": moved}
     return View(img, face, meta)
@@ -536,7 +639,7 @@ def render_view(seed: int, hotel: Hotel, room: Room, h: int, r: int, v: int, siz
 
 # --------------------------------------------------------------------------- set
 FIELDS = ["file", "hotel_id", "room_id", "view", "person", "face_x1", "face_y1", "face_x2", "face_y2",
-          "light", "fov_deg", "yaw_deg", "moved", "camera"]
+          "light", "fov_deg", "yaw_deg", "moved", "camera", "covis_ref"]
 
 
 def params(n_hotels: int, rooms_per_hotel: int, views_per_room: int, seed: int = SEED,
@@ -570,7 +673,7 @@ def generate(out: Path, n_hotels: int = FULL["n_hotels"], rooms_per_hotel: int =
                 fx = view.face or ("", "", "", "")
                 m = view.meta
                 rows.append([name, hotel.hotel_id, room.room_id, v, int(view.face is not None), *fx, m["light"],
-                             m["fov_deg"], m["yaw_deg"], "+".join(m["moved"]), json.dumps(m["cam"])])
+                             m["fov_deg"], m["yaw_deg"], "+".join(m["moved"]), json.dumps(m["cam"]), m["covis_ref"]])
     with open(out / "labels.csv", "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(FIELDS)

@@ -105,3 +105,31 @@ def test_dba_and_hotel_level_exclude_the_query_room():
     order, _, _ = variant_scores(v, ())
     assert level_metrics(order, es, "hotel") == {"n": 4, "r1": 4, "r5": 4, "map": 1.0}
     assert level_metrics(order, es, "room")["n"] == 0  # one view per room: no room-level query
+
+
+def test_view_overlap_is_3d_covisibility():
+    room = room_set.make_room(room_set.SEED, room_set.make_hotel(room_set.SEED, 0), 0, 0)
+    W, _, D = room.size
+    ref = room_set._meta(*room_set._ref_camera(W))
+    assert room_set.view_overlap(room.static, ref, ref) > 0.97  # a view sees itself
+    behind = dict(ref, yaw_deg=180.0)  # turned round: the door wall, which the reference never sees
+    assert room_set.view_overlap(room.static, behind, ref) < 0.02
+    closer = dict(ref, cam=[W / 2, 1.55, D / 2])  # walked towards the bed: sees a part of what the reference sees
+    assert room_set.view_overlap(room.static, closer, ref) > 0.9  # share of a's pixels seen by b: not symmetric
+    assert 0.1 < room_set.view_overlap(room.static, ref, closer) < 0.9
+
+
+def test_every_view_shares_part_of_its_room_with_the_reference():
+    """rooms-v1 drew cameras blind: hotel00/room02 views 1 and 2 shared < 2 % with every other view
+    of the room (no method could match them) while others were near-copies of the reference."""
+    seed = room_set.SEED
+    hotel = room_set.make_hotel(seed, 0)
+    lo, hi = room_set.OVERLAP_RANGE
+    for r in range(3):
+        room = room_set.make_room(seed, hotel, 0, r)
+        ref = room_set._meta(*room_set._ref_camera(room.size[0]))
+        for v in (1, 2, 3):
+            m = room_set.render_view(seed, hotel, room, 0, r, v, size=(64, 48)).meta
+            assert lo <= m["covis_ref"] <= hi, (r, v, m["covis_ref"])
+            # the recorded camera (rounded in the labels) gives the same co-visibility
+            assert abs(room_set.view_overlap(room.static, m, ref) - m["covis_ref"]) < 0.05
