@@ -20,8 +20,8 @@ import time
 import numpy as np
 import pytest
 
-from indexer.build import ensure_indexes, index_counts
 from indexer.store import QUARANTINE_DIR, cleanup_temp_files
+from vidpipe.search.build import ensure_indexes, index_counts
 from vidpipe.store.casedb import open_case
 
 EMBEDDER = "facenet-test@0123456789abcdef"
@@ -32,7 +32,7 @@ CHILD = r"""
 import os, signal, sys, time
 import numpy as np
 from indexer import store
-from indexer.build import ensure_indexes
+from vidpipe.search.build import ensure_indexes
 from indexer.store import save_index
 from vidpipe.store.casedb import open_case
 
@@ -69,7 +69,7 @@ if mode != "loop":
         add_faces(25)
         ensure_indexes(paths, conn, ("face",))
     else:                        # retention-style: rows deleted, ids removed, index saved over the old files
-        from indexer.build import fingerprint
+        from vidpipe.search.build import fingerprint
         handle = ensure_indexes(paths, conn, ("face",))["face"]
         gone = [r[0] for r in conn.execute("SELECT face_id FROM faces ORDER BY face_id DESC LIMIT 25")]
         conn.execute(f"DELETE FROM faces WHERE face_id IN ({','.join(map(str, gone))})")

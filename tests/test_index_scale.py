@@ -16,7 +16,6 @@ from conftest import run_json
 from indexer import binary_index
 from indexer.bench import OUTPUT_KEYS, face_like, pdq_like
 from indexer.binary_index import BinaryIndex
-from indexer.build import IndexPolicy, ensure_indexes, index_counts, parse_bytes
 from indexer.float_index import (
     FLOAT_EXACT_MAX_BYTES,
     KIND_FLAT,
@@ -31,6 +30,7 @@ from indexer.float_index import (
     tune_nprobe,
 )
 from indexer.store import load_index, manifest_path, save_index
+from vidpipe.search.build import IndexPolicy, ensure_indexes, index_counts, parse_bytes
 from vidpipe.store.casedb import open_case
 
 EMBEDDER = "facenet-test@0123456789abcdef"

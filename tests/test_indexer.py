@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 from indexer.binary_index import BinaryIndex, codes_from_hex, hamming
-from indexer.build import ensure_indexes, index_counts
 from indexer.float_index import KIND_FLAT, KIND_HNSW, FloatIndex
 from indexer.store import QUARANTINE_DIR, QUARANTINE_KEEP, index_path, load_index, manifest_path, save_index
+from vidpipe.search.build import ensure_indexes, index_counts
 from vidpipe.store.casedb import open_case
 
 DIM = 512

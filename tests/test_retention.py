@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 from conftest import REPO, conservation_holds, export_records, run_cli, run_json
 
-from indexer.build import ensure_indexes, index_counts
 from indexer.store import QUARANTINE_DIR, index_path
 from vidpipe.cli.main import main
 from vidpipe.reporting.verify import verify_case
+from vidpipe.search.build import ensure_indexes, index_counts
 from vidpipe.sources.base import ItemRef
 from vidpipe.store.audit import chain_status
 from vidpipe.store.casedb import open_case

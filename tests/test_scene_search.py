@@ -93,7 +93,7 @@ def test_unrelated_rooms_stay_below_the_threshold(scene_case):
 
 
 def test_global_only_ranking_still_finds_the_source(scene_case):
-    from indexer.search import search
+    from vidpipe.search.api import search
 
     out = search(scene_case["case"], scene_case["queries"]["room_b_1"], "scene", 5, rerank=False)
     assert out["results"][0]["media"]["path"].endswith("rooms/room_b_1.jpg")

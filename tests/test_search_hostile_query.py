@@ -144,9 +144,9 @@ def test_a_video_query_longer_than_the_cap_is_refused_before_decoding(small_case
 
 
 def test_a_video_query_that_hides_its_length_is_stopped_at_the_cap(tmp_path: Path) -> None:
-    from indexer.query_prep import QueryLimits, prepare_query
     from vidpipe.errors import VidpipeError
     from vidpipe.filetype import sniff
+    from vidpipe.search.query_prep import QueryLimits, prepare_query
 
     query = tmp_path / "live.mkv"
     query.write_bytes(long_mkv(3000, declare_duration=False))

@@ -233,9 +233,9 @@ def logged_in(role: str) -> AppTest:
 
 
 def searched(at: AppTest, monkeypatch, search=fake_search, query: str = IMAGES[0]) -> AppTest:
-    import indexer.search
+    import vidpipe.search.api
 
-    monkeypatch.setattr(indexer.search, "search", search)
+    monkeypatch.setattr(vidpipe.search.api, "search", search)
     at.switch_page("views/search.py").run()
     at.selectbox[0].select("scene" if search is not fake_search else "face")
     at.file_uploader[0].upload("query.jpg", (SAMPLE / query).read_bytes(), "image/jpeg")

@@ -34,9 +34,9 @@ def case(tmp_path, monkeypatch):
 @pytest.fixture
 def searchable(monkeypatch):
     """Search answered by a fake with the contract's JSON (the real index is tested elsewhere)."""
-    import indexer.search
+    import vidpipe.search.api
 
-    monkeypatch.setattr(indexer.search, "search", fake_search)
+    monkeypatch.setattr(vidpipe.search.api, "search", fake_search)
 
 
 def app() -> AppTest:
@@ -275,9 +275,9 @@ def test_names_from_evidence_are_shown_as_text(case, db, searchable, monkeypatch
         result["results"][0]["media"]["path"] = str(hostile)
         return result
 
-    import indexer.search
+    import vidpipe.search.api
 
-    monkeypatch.setattr(indexer.search, "search", search_with_hostile_name)
+    monkeypatch.setattr(vidpipe.search.api, "search", search_with_hostile_name)
     at = logged_in("reviewer").switch_page("views/search.py").run()
     at.file_uploader[0].upload("query.jpg", (SAMPLE / IMAGES[0]).read_bytes(), "image/jpeg")
     button(at, "Search").click()
@@ -374,9 +374,9 @@ def fake_scene_search(case_dir, query, mode, top_k=20, **_kw) -> dict:
 
 
 def test_scene_search_shows_score_parts_place_and_room_points(case, db, monkeypatch):
-    import indexer.search
+    import vidpipe.search.api
 
-    monkeypatch.setattr(indexer.search, "search", fake_scene_search)
+    monkeypatch.setattr(vidpipe.search.api, "search", fake_scene_search)
     at = logged_in("reviewer").switch_page("views/search.py").run()
     at.selectbox[0].select("scene")
     at.file_uploader[0].upload("room.jpg", (SAMPLE / IMAGES[0]).read_bytes(), "image/jpeg")

@@ -46,9 +46,9 @@ def search_with_second_face(case_dir, query, mode, top_k=20, **kw) -> dict:
 
 @pytest.fixture(autouse=True)
 def searchable(monkeypatch):
-    import indexer.search
+    import vidpipe.search.api
 
-    monkeypatch.setattr(indexer.search, "search", search_with_second_face)
+    monkeypatch.setattr(vidpipe.search.api, "search", search_with_second_face)
 
 
 def session(role: str) -> AppTest:
@@ -313,9 +313,9 @@ def two_face_search(case_dir, query, mode, top_k=20, **kw) -> dict:
 
 
 def test_multi_face_query_gives_each_face_a_colour_and_label(case, db, monkeypatch):
-    import indexer.search
+    import vidpipe.search.api
 
-    monkeypatch.setattr(indexer.search, "search", two_face_search)
+    monkeypatch.setattr(vidpipe.search.api, "search", two_face_search)
     at = search(session("analyst"))
     markdown = [m.value for m in at.markdown]
     assert "Query faces: :red[■ face A] · :blue[■ face B]" in markdown

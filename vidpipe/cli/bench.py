@@ -37,8 +37,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run_index(args: argparse.Namespace) -> int:
     from indexer.bench import run_bench
-    from indexer.build import parse_bytes
     from vidpipe.errors import UsageError
+    from vidpipe.search.build import parse_bytes
 
     if args.n < 1000 or args.queries < 1:
         raise UsageError("--n must be at least 1000 and --queries at least 1")

@@ -9,7 +9,7 @@ from vidpipe.cli.output import emit_json
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from indexer.calibrate import DEFAULT_TARGET_FAR
+    from vidpipe.search.calibrate import DEFAULT_TARGET_FAR
 
     p = sub.add_parser("calibrate", help="measure a match threshold on labelled data and store it in the case")
     p.add_argument("kind", choices=["faces"], help="what to calibrate")
@@ -23,7 +23,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from indexer.calibrate import calibrate_faces
+    from vidpipe.search.calibrate import calibrate_faces
 
     result = calibrate_faces(args.case, args.labels, args.target_far)
     if args.json:

@@ -28,6 +28,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run_remove(args: argparse.Namespace) -> int:
     from vidpipe.provenance import run_environment
+    from vidpipe.search.build import index_removal
     from vidpipe.store.casedb import WriteLock, open_case
     from vidpipe.store.retention import remove_content
 
@@ -35,7 +36,7 @@ def run_remove(args: argparse.Namespace) -> int:
     try:
         with WriteLock(paths):
             result = remove_content(paths, conn, args.sha256, reason=args.reason, user=args.user,
-                                    operator=run_environment()["operator"])
+                                    operator=run_environment()["operator"], index_removal=index_removal)
     finally:
         conn.close()
     result = {"case": str(paths.root), **result}

@@ -9,7 +9,7 @@ from vidpipe.cli.output import emit_json, info
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from indexer.search import DEFAULT_TOP_K, MODES
+    from vidpipe.search import DEFAULT_TOP_K, MODES
 
     p = sub.add_parser("search", help="find faces, scenes, near-duplicates or videos like a query file")
     p.add_argument("--case", required=True, type=Path, help="case directory made by `vidpipe ingest`")
@@ -22,7 +22,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from indexer.search import search
+    from vidpipe.search.api import search
 
     result = search(args.case, args.query, args.mode, args.top_k)
     _audit(args, result)
@@ -74,7 +74,7 @@ def _where(hit: dict) -> str:
     if hit.get("signal"):
         parts.append(f"{hit['signal']} d={hit['distance']}")
     if "cosine" in hit:
-        from indexer.scene_search import describe_matches
+        from vidpipe.search.scenes import describe_matches
 
         parts.append(describe_matches(hit))
     if "query_match_percent" in hit:

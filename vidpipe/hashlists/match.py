@@ -108,7 +108,7 @@ def _pairs_numpy(queries: np.ndarray, refs: np.ndarray, max_distance: int) -> tu
 
 
 def _pairs_faiss(queries: np.ndarray, refs: np.ndarray, max_distance: int) -> tuple[np.ndarray, ...]:
-    import faiss
+    import faiss  # lazy: heavy
 
     index = faiss.IndexBinaryFlat(PDQ_BYTES * 8)
     index.add(refs)

@@ -90,7 +90,7 @@ def _edges(ids: list[int], embeddings: np.ndarray, threshold: float, knn: int) -
     n = len(ids)
     if n < 2:
         return []
-    import faiss
+    import faiss  # lazy: heavy
 
     vectors = np.ascontiguousarray(embeddings, dtype=np.float32)
     index = faiss.IndexFlatIP(vectors.shape[1])

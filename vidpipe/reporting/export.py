@@ -14,6 +14,11 @@ import sqlite3
 from collections.abc import Iterator
 from typing import Any, TextIO
 
+from vidpipe.errors import VidpipeError
+from vidpipe.sources.base import ItemRef
+from vidpipe.store.audit import head
+from vidpipe.store.decision_log import integrity
+
 HASH_FIELDS = ("phash", "dhash", "pdq")
 
 
@@ -167,8 +172,6 @@ def csv_cell(value: Any) -> Any:
 def _path_b64(blobs: list[bytes]) -> str:
     """Base64 of each path's raw bytes (file path, then ``!member`` names as stored), ' | '-joined like
     ``paths``: the way back to a name that is not UTF-8 or that the escaping above changed."""
-    from vidpipe.sources.base import ItemRef
-
     return " | ".join(base64.b64encode(ItemRef.from_blob(b).display_bytes).decode("ascii") for b in blobs)
 
 
@@ -242,8 +245,6 @@ INTEGRITY_WARNING = ("WARNING: THE AUDIT TRAIL OF THIS CASE DOES NOT HOLD (the a
 
 def audit_head(conn: sqlite3.Connection) -> dict[str, Any]:
     """``{"seq", "hash"}`` of the audit chain's last entry (seq 0 and the genesis hash when empty)."""
-    from vidpipe.store.audit import head
-
     seq, digest = head(conn)
     return {"seq": seq, "hash": digest}
 
@@ -251,9 +252,6 @@ def audit_head(conn: sqlite3.Connection) -> dict[str, Any]:
 def audit_gate(conn: sqlite3.Connection, allow_broken: bool) -> dict[str, Any] | None:
     """None when the audit chain and every decision's binding hold. Otherwise raise (the export is
     refused), or with ``allow_broken`` return the warning to write into the export."""
-    from vidpipe.errors import VidpipeError
-    from vidpipe.store.decision_log import integrity
-
     check = integrity(conn)
     if check["ok"]:
         return None

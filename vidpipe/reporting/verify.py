@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import sqlite3
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from vidpipe.pipeline.sandbox import SandboxPool, TaskFailure
 from vidpipe.pipeline.tasks import HashResult, HashTask, run_hash
+from vidpipe.search.build import index_counts
 from vidpipe.sources.base import ItemRef
 from vidpipe.sources.limits import ArchiveLimits
+from vidpipe.store.anchor import check_anchor, load_anchor
+from vidpipe.store.audit import chain_status
+from vidpipe.store.decision_log import check_bindings
+from vidpipe.store.retention import REMOVED_REASON, tombstones
 
 
 def verify_case(conn: sqlite3.Connection, workers: int = 2, rehash: bool = True,
@@ -30,19 +37,11 @@ def verify_case(conn: sqlite3.Connection, workers: int = 2, rehash: bool = True,
         .fetchone()[0]
     checks["accounting"] = {"ok": unfinished == 0 and final == total, "items": total, "final": final,
                             "unfinished": unfinished}
-    from vidpipe.store.audit import chain_status
-
     checks["audit_chain"] = chain_status(conn)
-    from vidpipe.store.decision_log import check_bindings
-
     checks["decision_bindings"] = check_bindings(conn)
     if expect_head is not None:
-        from vidpipe.store.anchor import check_anchor, load_anchor
-
         checks["audit_anchor"] = check_anchor(conn, load_anchor(expect_head), public_key)
     if indexes_dir is not None:
-        from indexer.build import index_counts
-
         counts = index_counts(conn, indexes_dir)
         checks["indexes"] = {"ok": all(c["ok"] for c in counts.values()), "indexes": counts}
     checks["retention"] = _retention(conn, indexes_dir, counts if indexes_dir is not None else None)
@@ -78,10 +77,6 @@ def _retention(conn: sqlite3.Connection, indexes_dir, counts: dict | None) -> di
     (stale or corrupt) or a quarantined copy may still hold removed vectors; `vidpipe retention
     remove` for the same SHA-256 again (or any search, for a stale index) cleans it up.
     """
-    from pathlib import Path
-
-    from vidpipe.store.retention import REMOVED_REASON, tombstones
-
     stones = tombstones(conn)
     out: dict[str, Any] = {"ok": True, "tombstones": len(stones)}
     if not stones:
@@ -126,6 +121,4 @@ def _retention(conn: sqlite3.Connection, indexes_dir, counts: dict | None) -> di
 
 
 def _utc(ts: float) -> str:
-    from datetime import UTC, datetime
-
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")

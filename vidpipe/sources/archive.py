@@ -14,10 +14,12 @@ from __future__ import annotations
 import io
 import os
 import posixpath
+import tarfile
 import zipfile
 from dataclasses import dataclass, replace
 from typing import Any, BinaryIO
 
+from vidpipe import filetype
 from vidpipe.sources.base import Member
 from vidpipe.sources.limits import ArchiveLimits
 
@@ -78,7 +80,7 @@ def unsafe_name(name: str) -> bool:
 
 def list_members(stream: BinaryIO, label: str, limits: ArchiveLimits) -> tuple[list[MemberEntry], list[str]]:
     """List an archive's file members with presets applied, opening none; return (members, warnings)."""
-    from vidpipe.sources.archives import scan
+    from vidpipe.sources.archives import scan  # lazy: cycle (the format modules import this one)
 
     warnings: list[str] = []
     members = [entry for entry, _ in scan(stream, label, limits, warnings)]
@@ -139,8 +141,7 @@ def open_member(stream: BinaryIO, member: Member | bytes, limits: ArchiveLimits)
 
     A repeated name is resolved by its occurrence (``member.index``), in listing order; the
     format modules list members in the same order as the archive pass."""
-    from vidpipe import filetype
-    from vidpipe.sources.archives import OPENS, scan
+    from vidpipe.sources.archives import OPENS, scan  # lazy: cycle (the format modules import this one)
 
     if isinstance(member, bytes):
         member = Member(member)
@@ -158,7 +159,7 @@ def open_member(stream: BinaryIO, member: Member | bytes, limits: ArchiveLimits)
         if entry.key == member:
             if opener is None:
                 raise ArchiveError(entry.preset[1] if entry.preset else "archive_error")
-            from vidpipe.sources.opener import read_capped
+            from vidpipe.sources.opener import read_capped  # lazy: cycle (opener imports this module)
 
             with opener() as inner:
                 return io.BytesIO(read_capped(inner, limits.max_inmemory_bytes))
@@ -166,7 +167,7 @@ def open_member(stream: BinaryIO, member: Member | bytes, limits: ArchiveLimits)
 
 
 def _open_zip_member(stream: BinaryIO, member: Member, limits: ArchiveLimits) -> BinaryIO:
-    from vidpipe.sources.archives.zip import open_zip_member
+    from vidpipe.sources.archives.zip import open_zip_member  # lazy: cycle (zip imports this module)
 
     try:
         zf = zipfile.ZipFile(stream)
@@ -180,8 +181,6 @@ def _open_zip_member(stream: BinaryIO, member: Member, limits: ArchiveLimits) ->
 
 
 def _open_tar_member(stream: BinaryIO, member: Member, limits: ArchiveLimits) -> BinaryIO:
-    import tarfile
-
     text_name = os.fsdecode(member.name)
     try:
         tf = tarfile.open(fileobj=stream, mode="r:*")

@@ -160,7 +160,7 @@ def source_for(path: str | bytes | Path, given: str | bytes | Path | None = None
     ``/link/``, a link to a file) is walked at its target, while links *inside* it stay
     ``skipped: symlink``. ``given`` is the argument as typed, when the caller resolved it already.
     """
-    from vidpipe.sources.folder import FolderSource
+    from vidpipe.sources.folder import FolderSource  # lazy: cycle (folder imports this module)
 
     raw = os.fsencode(path)
     # realpath on the argument itself, not on abspath's lexical form: "link/.." is the link target's parent.

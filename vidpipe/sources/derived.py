@@ -15,6 +15,7 @@ Such content is addressed like an archive member (``sources.base.Member`` with k
 from __future__ import annotations
 
 import io
+import os
 from typing import BinaryIO
 
 from vidpipe.extract.hidden import THUMBNAIL_SCAN_BYTES, exif_thumbnail_span, image_end
@@ -87,7 +88,7 @@ _LAST_RENDERER: dict[str, tuple[tuple[int, ...], BinaryIO, object]] = {}
 
 
 def _page(stream: BinaryIO, index: int) -> BinaryIO:
-    from vidpipe.decode.image import DecodeFailure, PageRenderer
+    from vidpipe.decode.image import DecodeFailure, PageRenderer  # lazy: heavy (Pillow, pillow-heif)
 
     key = _file_key(stream)
     cached = _LAST_RENDERER.get("last")
@@ -127,8 +128,6 @@ def _forget_renderer() -> None:
 
 def _file_key(stream: BinaryIO) -> tuple[int, ...] | None:
     """Which file, in which state, ``stream`` reads (None for in-memory streams: not cached)."""
-    import os
-
     try:
         st = os.fstat(stream.fileno())
     except (OSError, ValueError, AttributeError, io.UnsupportedOperation):

@@ -14,6 +14,7 @@ from typing import BinaryIO
 
 from vidpipe.sources.archive import ArchiveError, open_member
 from vidpipe.sources.base import ItemRef
+from vidpipe.sources.derived import open_derived
 from vidpipe.sources.limits import ArchiveLimits
 
 
@@ -87,8 +88,6 @@ def open_item(ref: ItemRef, limits: ArchiveLimits) -> BinaryIO:
             if member.kind == "member":
                 inner = open_member(stream, member, limits)
             else:
-                from vidpipe.sources.derived import open_derived
-
                 inner = open_derived(stream, member, limits)
         except ArchiveError:
             stream.close()

@@ -67,8 +67,8 @@ def keygen(key_path: Path, *, passphrase_env: str | None = None, case_dir: Path 
     """Create a new Ed25519 signing key at ``key_path`` (mode 0600, never overwriting) and its public
     key beside it (``<key>.pub``). Refuses a path inside ``case_dir``: a key kept with the case it
     vouches for protects nothing from whoever can rewrite the case."""
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives import serialization  # lazy: heavy
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey  # lazy: heavy
 
     key_path = Path(key_path).absolute()
     if case_dir is not None and _inside(key_path, Path(case_dir)):
@@ -94,7 +94,7 @@ def keygen(key_path: Path, *, passphrase_env: str | None = None, case_dir: Path 
 
 def load_key(key_path: Path, *, case_dir: Path, passphrase_env: str | None = None):
     """The signing key, after refusing one inside the case or readable by group/other."""
-    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives import serialization  # lazy: heavy
 
     key_path = Path(key_path).absolute()
     if not key_path.is_file():
@@ -126,7 +126,7 @@ def checkpoint(conn: sqlite3.Connection, case_root: Path, key, actor: str) -> di
 
     Returns the checkpoint document (to be kept outside the case).
     """
-    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives import serialization  # lazy: heavy
 
     public_raw = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     seq = audit.append(conn, actor, CHECKPOINT_ACTION, str(case_root),
@@ -259,8 +259,8 @@ def check_anchor(conn: sqlite3.Connection, anchor: dict[str, Any], public_key_he
 
 def _check_signature(conn: sqlite3.Connection, anchor: dict[str, Any], public_key_hex: str | None,
                      out: dict[str, Any]) -> list[str]:
-    from cryptography.exceptions import InvalidSignature
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+    from cryptography.exceptions import InvalidSignature  # lazy: heavy
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey  # lazy: heavy
 
     doc = anchor["doc"]
     problems = []

@@ -30,10 +30,13 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from indexer.base import INDEX_FILE_SUFFIX
+from indexer.store import QUARANTINE_DIR
 from vidpipe.errors import UsageError, VidpipeError
 from vidpipe.store import audit
 from vidpipe.store.casedb import CasePaths, transaction, utc_now
@@ -113,13 +116,19 @@ def _rows_of(conn: sqlite3.Connection, deps, sha: str) -> dict[str, tuple[str, l
     return out
 
 
+IndexRemoval = Callable[[CasePaths, sqlite3.Connection, list[str]], Callable[[], dict[str, dict]]]
+
+
 def remove_content(paths: CasePaths, conn: sqlite3.Connection, sha256s: list[str], *, reason: str,
-                   user: str, operator: str | None = None) -> dict[str, Any]:
+                   user: str, operator: str | None = None, index_removal: IndexRemoval) -> dict[str, Any]:
     """Remove these contents' derived data (see the module docstring); the caller holds the case's
     `WriteLock`. ``user`` (who ordered the removal) is the audit actor; ``operator`` (the OS
-    account that ran it) is recorded beside. Returns the report `vidpipe retention remove` prints."""
-    from indexer.build import INDEX_NAMES, ensure_indexes, media_index_ids, remove_from_indexes
+    account that ran it) is recorded beside. Returns the report `vidpipe retention remove` prints.
 
+    ``index_removal(paths, conn, sha256s)`` runs before the rows go: it notes what the indexes hold
+    of these contents and returns the step that deletes it once the rows are gone
+    (`vidpipe.search.build.index_removal`; passed in because indexes are built above this layer).
+    It is required: a removal that left the vectors in the indexes would not be one."""
     reason, user = (reason or "").strip(), (user or "").strip()
     if not reason or not user:
         raise UsageError("a removal needs --reason and --user")
@@ -139,14 +148,13 @@ def remove_content(paths: CasePaths, conn: sqlite3.Connection, sha256s: list[str
                              "they are derived data or records to keep; nothing was removed")
     todo = [s for s in sha256s if s in present]
     # The indexes as they are now (loaded, or rebuilt if they were stale), and the ids to delete.
-    handles = ensure_indexes(paths, conn, INDEX_NAMES)
-    removed_ids = {name: media_index_ids(conn, name, h.params, todo) for name, h in handles.items()}
+    remove_from_indexes = index_removal(paths, conn, todo)
     conn.execute("PRAGMA secure_delete = ON")  # overwrite deleted rows in the database file
     results = []
     with transaction(conn):
         for sha in todo:
             results.append(_remove_one(conn, deps, sha, reason, user, operator))
-    index_report = remove_from_indexes(paths, conn, handles, removed_ids) if todo else {}
+    index_report = remove_from_indexes() if todo else {}
     files = {"quarantined_index_files": _purge_quarantine(paths.indexes) if todo or tombstoned else 0,
              "thumbnails": sum(_purge_thumbs(paths.thumbs, s) for s in sha256s)}
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -202,9 +210,6 @@ def _remove_one(conn: sqlite3.Connection, deps, sha: str, reason: str, user: str
 def _purge_quarantine(indexes_dir: Path) -> int:
     """Quarantined index files are old copies that may hold removed vectors: delete them (the
     reason notes stay)."""
-    from indexer.base import INDEX_FILE_SUFFIX
-    from indexer.store import QUARANTINE_DIR
-
     qdir = Path(indexes_dir) / QUARANTINE_DIR
     n = 0
     for path in (qdir.glob(f"*{INDEX_FILE_SUFFIX}") if qdir.is_dir() else []):

@@ -23,6 +23,9 @@ from typing import BinaryIO, ClassVar
 
 import numpy as np
 
+from vidpipe.filetype import sniff
+from vidpipe.sources.opener import open_file_readonly
+
 # FFmpeg demuxer names we accept; the ISO-BMFF family shares one demuxer in FFmpeg (mov.c).
 ALLOWED_DEMUXERS = frozenset({"mp4", "mov", "3gp", "3g2", "matroska", "avi", "mpegts", "mpeg", "flv", "asf"})
 _ISOBMFF = frozenset({"mp4", "mov", "3gp", "3g2"})
@@ -218,7 +221,7 @@ class PyAVBackend(VideoBackend):
         self._demuxer = demuxer
         self._threads = threads
         _require_bytes(fileobj)
-        import av
+        import av  # lazy: heavy
 
         container = self._open_container()
         try:
@@ -263,13 +266,13 @@ class PyAVBackend(VideoBackend):
     @classmethod
     def available(cls) -> bool:
         try:
-            import av  # noqa: F401
+            import av  # noqa: F401  # lazy: heavy
         except ImportError:
             return False
         return True
 
     def _open_container(self):
-        import av
+        import av  # lazy: heavy
 
         self._fileobj.seek(0)
         try:
@@ -282,7 +285,7 @@ class PyAVBackend(VideoBackend):
             raise VideoOpenError("container_error", str(exc)[:300]) from exc
 
     def _first_frame(self, container, stream):
-        import av
+        import av  # lazy: heavy
 
         errors = 0
         for packet in container.demux(stream):
@@ -296,7 +299,7 @@ class PyAVBackend(VideoBackend):
         return None
 
     def frames(self, step_s: float | None = None, max_frames: int | None = None) -> Iterator[Frame]:
-        import av
+        import av  # lazy: heavy
 
         self.decode_errors, self.partial, self.frames_decoded = 0, False, 0
         container = self._open_container()
@@ -428,7 +431,7 @@ class OpenCVBackend(VideoBackend):
         except VideoOpenError:
             self.close()
             raise
-        import cv2
+        import cv2  # lazy: heavy
 
         try:
             self.width = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH))
@@ -455,13 +458,13 @@ class OpenCVBackend(VideoBackend):
     @classmethod
     def available(cls) -> bool:
         try:
-            import cv2  # noqa: F401
+            import cv2  # noqa: F401  # lazy: heavy
         except ImportError:
             return False
         return True
 
     def _open_capture(self):
-        import cv2
+        import cv2  # lazy: heavy
 
         # FFmpeg's format name for the ISO-BMFF family is "mov" or "mp4"; both select mov.c.
         fmt = "mp4" if self._demuxer in _ISOBMFF else self._demuxer
@@ -483,7 +486,7 @@ class OpenCVBackend(VideoBackend):
         return cap
 
     def frames(self, step_s: float | None = None, max_frames: int | None = None) -> Iterator[Frame]:
-        import cv2
+        import cv2  # lazy: heavy
 
         self.decode_errors, self.partial, self.frames_decoded = 0, False, 0
         cap = self._open_capture()
@@ -554,8 +557,6 @@ def _copy_bounded(fileobj: BinaryIO, tmp_dir: str | None, cap: int) -> str:
 
 def header_matches(head: bytes, demuxer: str) -> bool:
     """Does the content's magic number agree with ``demuxer``? (vidpipe.filetype's sniffer)."""
-    from vidpipe.filetype import sniff
-
     label = sniff(head).label
     expected = {"MP4": _ISOBMFF, "MOV": _ISOBMFF, "3GP": _ISOBMFF, "3G2": _ISOBMFF,
                 "MKV": {"matroska"}, "AVI": {"avi"}, "MPEG-TS": {"mpegts"}, "MPEG-PS": {"mpeg"},
@@ -605,8 +606,6 @@ def open_video_path(path: str, demuxer: str, **kw) -> VideoBackend:
     """Convenience for tools and tests: open a local file read-only by path.
 
     The returned backend owns the file object and closes it with ``close()``."""
-    from vidpipe.sources.opener import open_file_readonly
-
     fileobj = open_file_readonly(os.fsencode(path))
     try:
         backend = open_video(fileobj, demuxer, path, **kw)

@@ -12,14 +12,14 @@ import io
 
 from PIL import Image
 
+from vidpipe.decode.image import DEFAULT_MAX_PIXELS
+
 MAX_FRAMES_AFTER_SEEK = 3000
 
 
 def frame_at(data: bytes, time_s: float, max_frames: int = MAX_FRAMES_AFTER_SEEK) -> Image.Image:
     """The frame shown at ``time_s`` seconds (upright as decoded), as an RGB PIL image."""
-    import av
-
-    from vidpipe.decode.image import DEFAULT_MAX_PIXELS
+    import av  # lazy: heavy
 
     with av.open(io.BytesIO(data)) as container:
         stream = container.streams.video[0]

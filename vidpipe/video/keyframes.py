@@ -59,7 +59,7 @@ class KeyframeResult:
 
 def make_detector(name: str):
     """A fresh PySceneDetect detector with its library defaults."""
-    from scenedetect.detectors import AdaptiveDetector, ContentDetector
+    from scenedetect.detectors import AdaptiveDetector, ContentDetector  # lazy: heavy
 
     if name == "adaptive":
         return AdaptiveDetector()
@@ -113,8 +113,8 @@ class KeyframeSelector:
 
     def push(self, frame: Frame) -> None:
         """Feed the next decoded frame (every frame, in presentation order)."""
-        import cv2
-        from scenedetect.common import FrameTimecode, Timecode
+        import cv2  # lazy: heavy
+        from scenedetect.common import FrameTimecode, Timecode  # lazy: heavy
 
         if self._size is None:
             self._size = detector_size(frame.width, frame.height)

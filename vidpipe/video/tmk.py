@@ -47,7 +47,7 @@ class TmkAverager:
         self._next += self.step
         if frame.time_s > self._next:  # a gap (variable frame rate, dropped frames): resume from here
             self._next = frame.time_s + self.step
-        import pdqhash
+        import pdqhash  # lazy: heavy
 
         small = np.ascontiguousarray(frame.image((TMK_FRAME_SIDE, TMK_FRAME_SIDE)))
         vector, _quality = pdqhash.compute_float(small)

@@ -112,7 +112,7 @@ class VpdqHasher:
         if frame.index % self.mod:
             return
         if self.full_resolution:
-            import pdqhash
+            import pdqhash  # lazy: heavy
 
             vector, quality = pdqhash.compute(np.ascontiguousarray(frame.rgb))
             hex_, quality = bits_to_hex(vector), int(quality)

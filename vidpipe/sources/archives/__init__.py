@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import BinaryIO
 
-from vidpipe.sources.archive import ArchiveError, MemberEntry
+from vidpipe.sources.archive import ArchiveError, MemberEntry, ratio_exceeded, unsafe_name
 from vidpipe.sources.limits import ArchiveLimits
 
 Opener = Callable[[], BinaryIO]
@@ -51,11 +51,11 @@ def scan(stream: BinaryIO, label: str, limits: ArchiveLimits,
     """
     OPENS["pass"] += 1
     if label in ZIP_LABELS:
-        from vidpipe.sources.archives.zip import scan_zip as scanner
+        from vidpipe.sources.archives.zip import scan_zip as scanner  # lazy: cycle
     elif label in TAR_LABELS:
-        from vidpipe.sources.archives.tar import scan_tar as scanner
+        from vidpipe.sources.archives.tar import scan_tar as scanner  # lazy: cycle
     elif label in LIBARCHIVE_LABELS:
-        from vidpipe.sources.archives.libarchive import scan_libarchive as scanner
+        from vidpipe.sources.archives.libarchive import scan_libarchive as scanner  # lazy: cycle
     else:
         raise ArchiveError("archive_format_not_supported", label)
     seen: dict[bytes, int] = {}
@@ -78,8 +78,6 @@ def scan(stream: BinaryIO, label: str, limits: ArchiveLimits,
 def preset_for(name: str, *, encrypted: bool, link: bool, regular: bool, size: int | None,
                compressed: int | None, limits: ArchiveLimits) -> tuple[str, str] | None:
     """The final (status, reason) of a member that must not be opened, else None (all formats)."""
-    from vidpipe.sources.archive import ratio_exceeded, unsafe_name
-
     if unsafe_name(name):
         return ("skipped", "unsafe_member_name")
     if encrypted:

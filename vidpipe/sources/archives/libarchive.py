@@ -30,7 +30,7 @@ _BLOCK = 1 << 20
 def available() -> bool:
     """True when libarchive-c and the system libarchive load."""
     try:
-        import libarchive  # noqa: F401
+        import libarchive  # noqa: F401  # lazy: optional
     except (ImportError, OSError, AttributeError):
         return False
     return True
@@ -38,8 +38,8 @@ def available() -> bool:
 
 def _libarchive():
     try:
-        import libarchive
-        import libarchive.ffi as ffi
+        import libarchive  # lazy: optional (the [libarchive] extra)
+        import libarchive.ffi as ffi  # lazy: optional (the [libarchive] extra)
     except (ImportError, OSError, AttributeError) as exc:
         raise ArchiveError("archive_format_not_supported", f"libarchive_missing: {exc}") from exc
     return libarchive, ffi

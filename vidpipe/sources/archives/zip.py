@@ -67,7 +67,7 @@ class _Deflate64Reader(io.RawIOBase):
     """A Deflate64 member's data, inflated as it is read; the CRC-32 is checked at the end."""
 
     def __init__(self, stream: BinaryIO, info: zipfile.ZipInfo) -> None:
-        import inflate64
+        import inflate64  # lazy: optional (Deflate64 members only)
 
         stream.seek(info.header_offset)
         header = stream.read(_LOCAL_HEADER.size)
