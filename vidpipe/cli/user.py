@@ -52,7 +52,7 @@ def _actor() -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ui.auth import add_user, find_user, list_users, set_disabled
+    from vidpipe.accounts.users import add_user, find_user, list_users, set_disabled
     from vidpipe.store import audit
     from vidpipe.store.casedb import open_case
 

@@ -1,6 +1,6 @@
 """Local UI accounts, their wellness settings and the per-case secret that hashes unknown names.
 
-Rules (password policy, roles, case-insensitive names) live in ``ui/auth.py``; this module only
+Rules (password policy, roles, case-insensitive names) live in ``vidpipe/accounts/``; this module only
 reads and writes the rows (tables ``users``, ``user_prefs``, ``ui_secrets``).
 """
 
