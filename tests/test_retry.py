@@ -22,11 +22,11 @@ from vidpipe.errors import UsageError
 
 @pytest.fixture(scope="module")
 def slow_image(tmp_path_factory) -> Path:
-    """A 60-megapixel PNG (0.9 MB): hashing it is instant, decoding it takes ~0.3 s on a fast core,
-    above a 0.05 s (or 0.2 s) limit."""
+    """A 120-megapixel PNG (~2 MB): hashing it is instant, decoding it takes ~0.5 s on a fast core and
+    its perceptual hashes more, above a 0.1 s (or, retried, 0.4 s) limit."""
     evidence = tmp_path_factory.mktemp("retry") / "evidence"
     evidence.mkdir()
-    h, w = 7500, 8000
+    h, w = 10000, 12000
     row = (np.arange(w) * 255 // w).astype(np.uint8)
     col = (np.arange(h) * 255 // h).astype(np.uint8)
     pixels = np.empty((h, w, 3), np.uint8)
@@ -57,23 +57,23 @@ def _hash_stage_failed(case: Path) -> bool:
 
 def test_timeout_is_retried_once_per_configuration_then_ok_with_larger_limits(slow_image, tmp_path, capsys):
     case = tmp_path / "case"
-    first = _ingest(capsys, slow_image, case, "--timeout", "0.05")
+    first = _ingest(capsys, slow_image, case, "--timeout", "0.1")
     assert first["failed"] == {"timeout": 1} and first["retried"] == 0
     if _hash_stage_failed(case):
-        # Seen once under a loaded 2-worker run: the sandbox start alone passed 0.05 s, so the item,
-        # not its content, failed; that retry path is another scenario (it then hashes fine at 0.2 s).
-        pytest.skip("the hash task, not the decode, ran past 0.05 s on this loaded machine")
+        # Seen once under a loaded 2-worker run: hashing a small file passed 0.05 s, so the item,
+        # not its content, failed; that retry path is another scenario (it then hashes fine at 4x the time).
+        pytest.skip("the hash task, not the decode, ran past 0.1 s on this loaded machine")
 
-    # Same configuration: one retry with 4x the time (0.2 s), still too little; recorded on the content.
-    second = _ingest(capsys, slow_image, case, "--timeout", "0.05")
+    # Same configuration: one retry with 4x the time (0.4 s), still too little; recorded on the content.
+    second = _ingest(capsys, slow_image, case, "--timeout", "0.1")
     assert second["retried"] == 1 and second["failed"] == {"timeout": 1}
     status, reason, detail = _media(case)
     assert (status, reason) == ("failed", "timeout")
-    assert detail["retry"]["after"] == "failed:timeout" and detail["retry"]["timeout_s"] == pytest.approx(0.2)
+    assert detail["retry"]["after"] == "failed:timeout" and detail["retry"]["timeout_s"] == pytest.approx(0.4)
     assert detail["retry"]["worker_memory_mb"] == 2 * 2048
 
     # Same configuration again: already retried under it, so no new work.
-    third = _ingest(capsys, slow_image, case, "--timeout", "0.05")
+    third = _ingest(capsys, slow_image, case, "--timeout", "0.1")
     assert third["retried"] == 0 and third["failed"] == {"timeout": 1}
 
     # --no-retry-failed: nothing is retried even under a new configuration.
