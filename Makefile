@@ -74,7 +74,7 @@ demo: setup  ## ingest sample_media/ into ./demo_case and print the results
 TEST_WORKERS ?= 2
 PYTEST_PARALLEL = $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile)
 
-test: setup  ## run the whole test suite on $(TEST_WORKERS) xdist workers (uses ../shared/data when present)
+test: setup  ## run the whole test suite on 2 xdist workers (TEST_WORKERS=N) (uses ../shared/data when present)
 	$(PY) -m pytest $(PYTEST_PARALLEL) $(PYTEST_ARGS)
 
 test-fast: setup  ## tests without the slow ones (kill test, big corpora)
