@@ -621,6 +621,24 @@ def held_out_accepts(order: np.ndarray, plain: np.ndarray, es: EvalSet, thr: flo
     return {"false_accepts": fa, "fa_other_hotel": fa_other, "confirmed": conf, "n_confirmable": nq}
 
 
+def variant_row(es: EvalSet, label: str, order: np.ndarray, plain: np.ndarray, rate: float,
+                ms_image: float, ms_query: float) -> dict:
+    """One table row: the variant's threshold held at the default's false-accept ``rate`` on the
+    calibration split, room / room-excluding-own-hotel / hotel metrics, and held-out accepts at that
+    threshold and at the product's SCENE_MATCH_THRESHOLD."""
+    from vidpipe.extract.scenes.effnet import SCENE_MATCH_THRESHOLD
+
+    thr = threshold_at_rate(plain, es, rate)
+    row = {"set": es.name, "variant": label, "ms_image": round(ms_image, 1), "ms_query": round(ms_query, 2),
+           "threshold": round(thr, 4)}
+    row.update({f"room_{k}": v for k, v in level_metrics(order, es, "room").items()})
+    row.update({f"roomxh_{k}": v for k, v in level_metrics(order, es, "room_xh").items()})
+    row.update({f"hotel_{k}": v for k, v in level_metrics(order, es, "hotel").items()})
+    row.update(held_out_accepts(order, plain, es, thr))
+    row["fa_at_0.83"] = held_out_accepts(order, plain, es, SCENE_MATCH_THRESHOLD)["false_accepts"]
+    return row
+
+
 def cached_embed(cache: Path | None, emb, es: EvalSet, masks) -> tuple[np.ndarray, float]:
     """embed_all, or its stored result for the same pixels, masks and embedder version (`--cache`:
     for iterating on post-processing; ms/image is then the one measured when it was stored)."""
@@ -705,15 +723,7 @@ def run_variants(data: Path, quick: bool = False, room_dir: Path | None = None, 
             order, plain, ms_q = variant_scores(vecs[key], tuple(p for p in post if p != "fused"))
             if "fused" in post:
                 order, plain, ms_q = fused_scores(order, plain, es, 5 if quick else 10)
-            thr = threshold_at_rate(plain, es, rate)
-            row = {"set": es.name, "variant": label, "ms_image": round(ms_img[key], 1), "ms_query": round(ms_q, 2),
-                   "threshold": round(thr, 4)}
-            row.update({f"room_{k}": v for k, v in level_metrics(order, es, "room").items()})
-            row.update({f"roomxh_{k}": v for k, v in level_metrics(order, es, "room_xh").items()})
-            row.update({f"hotel_{k}": v for k, v in level_metrics(order, es, "hotel").items()})
-            row.update(held_out_accepts(order, plain, es, thr))
-            row["fa_at_0.83"] = held_out_accepts(order, plain, es, SCENE_MATCH_THRESHOLD)["false_accepts"]
-            out["rows"].append(row)
+            out["rows"].append(variant_row(es, label, order, plain, rate, ms_img[key], ms_q))
         # Local evidence (VLAD/ASMK over RootSIFT, fusion, verification): bench/eval_scenes_local.py.
         from bench.eval_scenes_local import local_rows
         out["rows"] += local_rows(es, vecs, ms_img, rate, quick=quick)

@@ -168,8 +168,7 @@ def variant_matrix(glob: np.ndarray | None, local: np.ndarray | None, inl: np.nd
 
 def local_rows(es, vecs: dict, ms_img: dict, rate: float, quick: bool = False, cache: Path | None = CACHE) -> list[dict]:
     """Rows of LOCAL_VARIANTS on one EvalSet, in run_variants' row format."""
-    from bench.eval_scenes import held_out_accepts, level_metrics, threshold_at_rate
-    from vidpipe.extract.scenes.effnet import SCENE_MATCH_THRESHOLD
+    from bench.eval_scenes import variant_row
 
     feats, feat_ms = features(es, cache)
     inl, pair_ms = inlier_matrix(es, feats, cache)
@@ -206,15 +205,7 @@ def local_rows(es, vecs: dict, ms_img: dict, rate: float, quick: bool = False, c
         ms_i += feat_ms if geom or any(not p.startswith("cnn-") for p in parts) else 0.0
         ms_i += cnn_ms if any(p.startswith("cnn-") for p in parts) else 0.0
         ms_q = l_q + n_verify * pair_ms  # gallery features precomputed at ingest: matching only
-        thr = threshold_at_rate(plain, es, rate)
-        row = {"set": es.name, "variant": label, "ms_image": round(ms_i, 1), "ms_query": round(ms_q, 2),
-               "threshold": round(thr, 4)}
-        row.update({f"room_{k}": v for k, v in level_metrics(order, es, "room").items()})
-        row.update({f"roomxh_{k}": v for k, v in level_metrics(order, es, "room_xh").items()})
-        row.update({f"hotel_{k}": v for k, v in level_metrics(order, es, "hotel").items()})
-        row.update(held_out_accepts(order, plain, es, thr))
-        row["fa_at_0.83"] = held_out_accepts(order, plain, es, SCENE_MATCH_THRESHOLD)["false_accepts"]
-        rows.append(row)
+        rows.append(variant_row(es, label, order, plain, rate, ms_i, ms_q))
     return rows
 
 
@@ -253,15 +244,7 @@ def main(argv: list[str] | None = None) -> int:
             order, plain, ms_q = ev.variant_scores(vecs[key], tuple(p for p in post if p != "fused"))
             if "fused" in post:
                 order, plain, ms_q = ev.fused_scores(order, plain, es, 5 if args.quick else 10)
-            thr = ev.threshold_at_rate(plain, es, rate)
-            row = {"set": es.name, "variant": label, "ms_image": round(ms_img[key], 1), "ms_query": round(ms_q, 2),
-                   "threshold": round(thr, 4)}
-            row.update({f"room_{k}": v for k, v in ev.level_metrics(order, es, "room").items()})
-            row.update({f"roomxh_{k}": v for k, v in ev.level_metrics(order, es, "room_xh").items()})
-            row.update({f"hotel_{k}": v for k, v in ev.level_metrics(order, es, "hotel").items()})
-            row.update(ev.held_out_accepts(order, plain, es, thr))
-            row["fa_at_0.83"] = ev.held_out_accepts(order, plain, es, SCENE_MATCH_THRESHOLD)["false_accepts"]
-            out["rows"].append(row)
+            out["rows"].append(ev.variant_row(es, label, order, plain, rate, ms_img[key], ms_q))
         out["rows"] += local_rows(es, vecs, ms_img, rate, quick=args.quick)
     print(json.dumps(out) if args.json else ev.markdown_variants(out))
     return 0
