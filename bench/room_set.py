@@ -417,14 +417,17 @@ def _clip_near(poly: np.ndarray, near: float) -> np.ndarray:
     return np.array(out)
 
 
-def render(quads: list[Quad], cam: np.ndarray, R: np.ndarray, f: float, size: tuple[int, int],
-           light_dir: np.ndarray, ambient: float) -> np.ndarray:
-    """Draw quads with a pinhole camera (focal f px, principal point at the centre)."""
-    import cv2
-
+def _intrinsics(f: float, size: tuple[int, int]) -> np.ndarray:
     w, h = size
-    K = np.array([[f, 0, w / 2], [0, f, h / 2], [0, 0, 1]])
-    img = np.zeros((h, w, 3), np.float32)
+    return np.array([[f, 0, w / 2], [0, f, h / 2], [0, 0, 1]])
+
+
+def _drawn_quads(quads: list[Quad], cam: np.ndarray, R: np.ndarray, f: float, size: tuple[int, int]):
+    """(index, quad, projected 2-D corners) for each quad that faces the camera and reaches the
+    frame, in draw order (layer, then far to near): shared by `render` and `id_buffer` so the
+    co-visibility check sees exactly the occlusions the renderer draws."""
+    w, h = size
+    K = _intrinsics(f, size)
     order = sorted(range(len(quads)), key=lambda i: (quads[i].layer, -float(np.linalg.norm(
         (quads[i].depth_key if quads[i].depth_key is not None else quads[i].origin + quads[i].u / 2 + quads[i].v / 2) - cam))
         if quads[i].layer >= 2 else 0.0))
@@ -434,14 +437,25 @@ def render(quads: list[Quad], cam: np.ndarray, R: np.ndarray, f: float, size: tu
         if qd.normal is not None and float(np.dot(qd.normal, cam - centre)) <= 0:
             continue  # seen from behind
         corners = np.stack([qd.origin, qd.origin + qd.u, qd.origin + qd.u + qd.v, qd.origin + qd.v])
-        cc = (corners - cam) @ R.T
-        poly = _clip_near(cc, 0.05)
+        poly = _clip_near((corners - cam) @ R.T, 0.05)
         if len(poly) < 3:
             continue
         pts = poly @ K.T
         pts = pts[:, :2] / pts[:, 2:3]
-        if (pts[:, 0].max() < 0 or pts[:, 0].min() > w or pts[:, 1].max() < 0 or pts[:, 1].min() > h):
-            continue
+        if pts[:, 0].max() < 0 or pts[:, 0].min() > w or pts[:, 1].max() < 0 or pts[:, 1].min() > h:
+            continue  # wholly outside the frame
+        yield i, qd, pts
+
+
+def render(quads: list[Quad], cam: np.ndarray, R: np.ndarray, f: float, size: tuple[int, int],
+           light_dir: np.ndarray, ambient: float) -> np.ndarray:
+    """Draw quads with a pinhole camera (focal f px, principal point at the centre)."""
+    import cv2
+
+    w, h = size
+    K = _intrinsics(f, size)
+    img = np.zeros((h, w, 3), np.float32)
+    for _, qd, pts in _drawn_quads(quads, cam, R, f, size):
         # Warp only the polygon's bounding box: most quads cover a small part of the frame.
         x0, y0 = max(0, int(np.floor(pts[:, 0].min()))), max(0, int(np.floor(pts[:, 1].min())))
         x1, y1 = min(w, int(np.ceil(pts[:, 0].max())) + 1), min(h, int(np.ceil(pts[:, 1].max())) + 1)
@@ -469,22 +483,9 @@ def id_buffer(quads: list[Quad], cam: np.ndarray, R: np.ndarray, f: float, size:
     import cv2
 
     w, h = size
-    K = np.array([[f, 0, w / 2], [0, f, h / 2], [0, 0, 1]])
     out = np.full((h, w), -1, np.int32)
-    order = sorted(range(len(quads)), key=lambda i: (quads[i].layer, -float(np.linalg.norm(
-        (quads[i].depth_key if quads[i].depth_key is not None else quads[i].origin + quads[i].u / 2 + quads[i].v / 2) - cam))
-        if quads[i].layer >= 2 else 0.0))
-    for i in order:
-        qd = quads[i]
-        centre = qd.origin + qd.u / 2 + qd.v / 2
-        if qd.normal is not None and float(np.dot(qd.normal, cam - centre)) <= 0:
-            continue
-        corners = np.stack([qd.origin, qd.origin + qd.u, qd.origin + qd.u + qd.v, qd.origin + qd.v])
-        poly = _clip_near((corners - cam) @ R.T, 0.05)
-        if len(poly) < 3:
-            continue
-        pts = poly @ K.T
-        pts = np.clip(pts[:, :2] / pts[:, 2:3], -1e5, 1e5)
+    for i, _, pts in _drawn_quads(quads, cam, R, f, size):
+        pts = np.clip(pts, -1e5, 1e5)
         m = np.zeros((h, w), np.uint8)
         cv2.fillPoly(m, [np.round(pts * 16).astype(np.int32)], 1, cv2.LINE_8, shift=4)
         out[m > 0] = i
